@@ -1,0 +1,76 @@
+"""Hardened XML parsing used everywhere: no entity expansion, no DTD, no network, size and depth limits.
+
+Every refusal is a HarnessError with one Finding whose code names the rule (XML-SIZE, XML-DTD, XML-ENTITY,
+XML-DEPTH, XML-SYNTAX, XML-EMPTY). Documents are refused *before* anything is expanded: a DOCTYPE is refused
+outright, so a billion-laughs or external-entity document never reaches entity processing.
+"""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from conformance.errors import Finding, HarnessError
+
+NS = "urn:juki-harness:1"
+NSMAP = {"j": NS}
+MAX_BYTES = 2 * 1024 * 1024
+MAX_DEPTH = 64
+
+
+def _parser() -> etree.XMLParser:
+    return etree.XMLParser(
+        resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
+        huge_tree=False, remove_comments=False, remove_pis=True, collect_ids=False,
+    )
+
+
+_PARSER = _parser()
+
+
+def _refuse(code: str, message: str, line: int | None = None) -> HarnessError:
+    return HarnessError([Finding(code=code, message=message, line=line)])
+
+
+def _depth_ok(root: etree._Element, limit: int) -> int | None:
+    """Return the line of the first element deeper than ``limit``, or None."""
+    stack = [(root, 1)]
+    while stack:
+        el, d = stack.pop()
+        if d > limit:
+            return el.sourceline or 0
+        stack.extend((c, d + 1) for c in el if isinstance(c.tag, str))
+    return None
+
+
+def parse(data: bytes | str, *, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH) -> etree._Element:
+    """Parse ``data`` safely and return the root element, or raise HarnessError with a precise finding."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    if not data.strip():
+        raise _refuse("XML-EMPTY", "the document is empty")
+    if len(data) > max_bytes:
+        raise _refuse("XML-SIZE", f"the document is {len(data)} bytes; the limit is {max_bytes} bytes")
+    # A DOCTYPE is the only way to declare entities or reach external DTDs: refuse it before parsing.
+    idx = data.upper().find(b"<!DOCTYPE")
+    if idx >= 0:
+        line = data[:idx].count(b"\n") + 1
+        kind = "XML-ENTITY" if b"<!ENTITY" in data.upper() else "XML-DTD"
+        what = ("entity declarations (billion laughs, external entities) are never expanded"
+                if kind == "XML-ENTITY" else "document type declarations (DTDs) are not allowed")
+        raise _refuse(kind, f"DOCTYPE refused: {what}", line)
+    try:
+        root = etree.fromstring(data, _PARSER)
+    except etree.XMLSyntaxError as e:
+        line = e.position[0] if e.position else None
+        raise _refuse("XML-SYNTAX", f"not well-formed XML: {e.msg}", line) from e
+    if root is None:
+        raise _refuse("XML-EMPTY", "the document has no root element")
+    deep = _depth_ok(root, max_depth)
+    if deep is not None:
+        raise _refuse("XML-DEPTH", f"elements are nested deeper than {max_depth} levels", deep)
+    return root
+
+
+def q(local: str) -> str:
+    """Clark name of an element in the project namespace."""
+    return f"{{{NS}}}{local}"
