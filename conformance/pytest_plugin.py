@@ -1,0 +1,1 @@
+"""pytest plugin: collects scenarios as items (being written)."""

@@ -1,0 +1,410 @@
+"""The trace: chain, durability across restart, tamper detection, reads, waits, concurrency, HTTP API."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from conformance.errors import Finding, HarnessError
+from simulators.trace import (
+    GENESIS,
+    TraceRecord,
+    TraceStore,
+    format_record,
+    read_records,
+    record_from_json,
+    record_to_json,
+    trace_app,
+    verify_records,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def msg(i: int, **kw: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "kind": "message", "verdict": "accepted", "tenant": "t1", "arrow": 8, "sender_actor": "juki",
+        "sender_lg": "131016", "receiver_actor": "cs", "receiver_lg": "131016",
+        "message_type": "TennyuTsuchi", "message_id": f"m{i}", "correlation_id": f"c{i % 3}",
+        "payload": f"<j:Envelope xmlns:j='urn:juki-harness:1'>住民{i}</j:Envelope>".encode(),
+        "virtual_time": "2026-03-30T10:00:00+09:00",
+    }
+    base.update(kw)
+    return base
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "trace.sqlite"
+
+
+@pytest.fixture
+async def store(db: Path) -> AsyncIterator[TraceStore]:
+    async with TraceStore(db) as s:
+        yield s
+
+
+@pytest.fixture
+async def mem() -> AsyncIterator[TraceStore]:
+    async with TraceStore(None) as s:
+        yield s
+
+
+async def fill(store: TraceStore, n: int, **kw: Any) -> list[TraceRecord]:
+    return [await store.append(**msg(i, **kw)) for i in range(n)]
+
+
+# ------------------------------------------------------------------------------------------------ chain
+
+async def test_chain_links_every_record(store: TraceStore) -> None:
+    recs = await fill(store, 5)
+    assert [r.seq for r in recs] == [1, 2, 3, 4, 5]
+    assert recs[0].prev_hash == GENESIS
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(recs))
+    assert len({r.hash for r in recs}) == 5
+    assert (await store.verify()).ok
+    assert (await store.verify()).count == 5
+    assert store.last_hash == recs[-1].hash
+
+
+async def test_record_keeps_exact_payload_and_findings(store: TraceStore) -> None:
+    payload = b"<?xml version='1.0' encoding='UTF-8'?>\r\n<a>\xe9\x80\x9a\xe7\x9f\xa5</a>  "
+    rec = await store.append(**msg(1, payload=payload, verdict="refused", kind="refused",
+                                   findings=[Finding("XSD-001", "bad", line=3, xpath="/j:A"),
+                                             {"code": "ID-002", "message": "check digit"}]))
+    [back] = read_records(store.path)  # type: ignore[arg-type]
+    assert back.payload == payload
+    assert back.findings == [{"code": "XSD-001", "message": "bad", "xpath": "/j:A", "line": 3},
+                             {"code": "ID-002", "message": "check digit", "xpath": None, "line": None}]
+    assert back == rec
+
+
+@pytest.mark.parametrize("field,value", [("kind", "gossip"), ("verdict", "maybe"), ("payload", "text")])
+async def test_bad_fields_are_refused(mem: TraceStore, field: str, value: Any) -> None:
+    with pytest.raises(HarnessError) as err:
+        await mem.append(**msg(1, **{field: value}))
+    assert err.value.findings[0].code == "GW-TRACE-FIELD"
+    assert len(mem) == 0
+
+
+async def test_append_after_close_is_refused(db: Path) -> None:
+    s = TraceStore(db)
+    async with s:
+        await fill(s, 1)
+    with pytest.raises(HarnessError) as err:
+        await s.append(**msg(2))
+    assert err.value.findings[0].code == "GW-TRACE-CLOSED"
+
+
+# -------------------------------------------------------------------------------------------- tampering
+
+def tamper(db: Path, sql: str, *args: Any) -> None:
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute(sql, args)
+    conn.close()
+
+
+def flip_payload_byte(db: Path, seq: int) -> None:
+    conn = sqlite3.connect(db)
+    (payload,) = conn.execute("SELECT payload FROM trace WHERE seq=?", (seq,)).fetchone()
+    changed = bytearray(payload)
+    changed[5] ^= 0x01
+    with conn:
+        conn.execute("UPDATE trace SET payload=? WHERE seq=?", (bytes(changed), seq))
+    conn.close()
+
+
+@pytest.mark.parametrize("change,bad_seq", [
+    (lambda db: flip_payload_byte(db, 4), 4),
+    (lambda db: tamper(db, "UPDATE trace SET verdict='refused' WHERE seq=4"), 4),
+    (lambda db: tamper(db, "UPDATE trace SET arrow=9 WHERE seq=4"), 4),
+    (lambda db: tamper(db, "UPDATE trace SET tenant=NULL WHERE seq=4"), 4),
+    (lambda db: tamper(db, "UPDATE trace SET findings='[]' WHERE seq=4"), 4),
+    (lambda db: tamper(db, "UPDATE trace SET recorded_at='2020-01-01T00:00:00+00:00' WHERE seq=4"), 4),
+    (lambda db: tamper(db, "UPDATE trace SET hash=? WHERE seq=4", "0" * 64), 4),
+    (lambda db: tamper(db, "DELETE FROM trace WHERE seq=4"), 5),  # seq 5 found where 4 was expected
+], ids=["payload-byte", "verdict", "arrow", "tenant", "findings", "recorded_at", "hash", "deleted"])
+async def test_tampering_names_the_seq(store: TraceStore, db: Path, change: Any, bad_seq: int) -> None:
+    await fill(store, 6, findings=[{"code": "XSD-001", "message": "x"}])
+    assert (await store.verify()).ok
+    change(db)
+    result = await store.verify()
+    assert (result.ok, result.first_bad_seq) == (False, bad_seq)
+    assert result.reason
+
+
+async def test_tampered_payload_with_recomputed_sha_still_fails(store: TraceStore, db: Path) -> None:
+    await fill(store, 3)
+    new = b"<forged/>"
+    forged_sha = hashlib.sha256(new).hexdigest()
+    tamper(db, "UPDATE trace SET payload=?, payload_sha256=? WHERE seq=2", new, forged_sha)
+    result = await store.verify()
+    assert (result.ok, result.first_bad_seq) == (False, 2)
+    assert "hash does not match" in (result.reason or "")
+
+
+async def test_payload_change_is_reported_as_payload(store: TraceStore, db: Path) -> None:
+    await fill(store, 3)
+    flip_payload_byte(db, 3)
+    result = await store.verify()
+    assert (result.ok, result.first_bad_seq, result.reason) == (
+        False, 3, "payload_sha256 does not match the payload")
+
+
+def test_verify_records_detects_reordering() -> None:
+    async def make() -> list[TraceRecord]:
+        async with TraceStore(None) as s:
+            return await fill(s, 3)
+
+    recs = asyncio.run(make())
+    assert verify_records(recs).ok
+    swapped = [recs[0], recs[2], recs[1]]
+    assert verify_records(swapped).first_bad_seq == 3
+
+
+# --------------------------------------------------------------------------------------------- restart
+
+async def test_restart_reloads_and_continues_the_chain(db: Path) -> None:
+    async with TraceStore(db) as s:
+        first = await fill(s, 3)
+    async with TraceStore(db) as s:
+        assert len(s) == 3
+        assert s.query(message_id="m1")[0] == first[1]
+        nxt = await s.append(**msg(99))
+        assert nxt.seq == 4
+        assert nxt.prev_hash == first[-1].hash
+        assert (await s.verify()).ok
+    assert verify_records(read_records(db)).ok
+
+
+CRASH_WRITER = """
+import asyncio, sys
+from pathlib import Path
+from simulators.trace import TraceStore
+
+async def main() -> None:
+    async with TraceStore(Path(sys.argv[1])) as st:
+        async def one(i: int) -> None:
+            rec = await st.append(kind="message", verdict="accepted", tenant="t", arrow=8,
+                                  message_id=f"m{i}", payload=b"<x>%d</x>" % i)
+            sys.stdout.write(f"{rec.seq}\\n")
+            sys.stdout.flush()
+        i = 0
+        while True:
+            await asyncio.gather(*(one(i + k) for k in range(25)))
+            i += 25
+
+asyncio.run(main())
+"""
+
+
+async def test_sigkill_loses_no_acknowledged_record(db: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", CRASH_WRITER, str(db)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ})
+    assert proc.stdout is not None
+    acked: list[int] = []
+    deadline = time.monotonic() + 20
+    while len(acked) < 500 and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        acked.append(int(line))
+    os.kill(proc.pid, signal.SIGKILL)
+    rest, err = proc.communicate(timeout=10)
+    acked.extend(int(x) for x in rest.split())  # acknowledged before the kill, still in the pipe
+    assert proc.returncode == -signal.SIGKILL
+    assert len(acked) >= 500, err.decode()
+    async with TraceStore(db) as s:
+        present = {r.seq for r in s.query()}
+        assert set(acked) <= present
+        assert (await s.verify()).ok
+        assert (await s.append(**msg(1))).seq == max(present) + 1
+        assert (await s.verify()).ok
+
+
+# ----------------------------------------------------------------------------------------------- reads
+
+@pytest.mark.parametrize("flt,expected", [
+    ({}, [1, 2, 3, 4, 5, 6]),
+    ({"tenant": "t2"}, [4, 5, 6]),
+    ({"arrow": 9}, [2, 5]),
+    ({"message_type": "Ack"}, [3, 6]),
+    ({"message_id": "m4"}, [5]),
+    ({"correlation_id": "c0"}, [1, 4]),
+    ({"kind": "response"}, [3, 6]),
+    ({"tenant": "t2", "arrow": 9}, [5]),
+    ({"since_seq": 4}, [5, 6]),
+    ({"tenant": "t1", "limit": 2}, [1, 2]),
+    ({"tenant": "nobody"}, []),
+])
+async def test_query_filters(mem: TraceStore, flt: dict[str, Any], expected: list[int]) -> None:
+    for i in range(6):
+        t = "t1" if i < 3 else "t2"
+        if i % 3 == 2:
+            await mem.append(**msg(i, tenant=t, kind="response", message_type="Ack", arrow=8))
+        else:
+            await mem.append(**msg(i, tenant=t, arrow=9 if i % 3 == 1 else 8))
+    assert [r.seq for r in mem.query(**flt)] == expected
+
+
+async def test_wait_for_finds_existing_and_future(mem: TraceStore) -> None:
+    await fill(mem, 2)
+    assert (await mem.wait_for(message_id="m1", timeout=0.1)).seq == 2
+
+    async def later() -> None:
+        await asyncio.sleep(0.02)
+        await mem.append(**msg(7, tenant="t9"))
+
+    task = asyncio.create_task(later())
+    rec = await mem.wait_for(lambda r: r.tenant == "t9", timeout=2)
+    assert (rec.seq, rec.message_id) == (3, "m7")
+    await task
+
+
+async def test_wait_for_respects_since_seq(mem: TraceStore) -> None:
+    await fill(mem, 2)
+    waiter = asyncio.create_task(mem.wait_for(tenant="t1", since_seq=2, timeout=2))
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    await mem.append(**msg(5))
+    assert (await waiter).seq == 3
+
+
+async def test_wait_for_times_out(mem: TraceStore) -> None:
+    await fill(mem, 2)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match="message_type='Nope'"):
+        await mem.wait_for(message_type="Nope", timeout=0.1)
+    assert 0.09 <= time.monotonic() - started < 1
+    await mem.append(**msg(3, message_type="Nope"))  # no stale waiter left behind to trip over
+    assert mem._waiters == {}
+
+
+async def test_wait_for_is_failed_when_the_store_closes() -> None:
+    s = TraceStore(None)
+    await s.open()
+    waiter = asyncio.create_task(s.wait_for(tenant="x", timeout=5))
+    await asyncio.sleep(0)
+    await s.close()
+    with pytest.raises(HarnessError):
+        await waiter
+
+
+async def test_subscribe_yields_backlog_then_new_records_then_ends() -> None:
+    s = TraceStore(None)
+    await s.open()
+    await fill(s, 2)
+    seen: list[int] = []
+
+    async def follow() -> None:
+        async for rec in s.subscribe(since_seq=1, tenant="t1"):
+            seen.append(rec.seq)
+
+    task = asyncio.create_task(follow())
+    await asyncio.sleep(0.01)
+    await s.append(**msg(3, tenant="other"))
+    await s.append(**msg(4))
+    await asyncio.sleep(0.01)
+    await s.close()
+    await asyncio.wait_for(task, 1)
+    assert seen == [2, 4]
+
+
+async def test_concurrent_appends_keep_order_and_chain(store: TraceStore, db: Path) -> None:
+    async def worker(w: int) -> list[TraceRecord]:
+        return [await store.append(**msg(i, tenant=f"w{w}", message_id=f"w{w}-{i}")) for i in range(40)]
+
+    results = await asyncio.gather(*(worker(w) for w in range(50)))
+    assert len(store) == 2000
+    for recs in results:  # each task's records are in its own order
+        assert [r.seq for r in recs] == sorted(r.seq for r in recs)
+    all_seqs = sorted(r.seq for recs in results for r in recs)
+    assert all_seqs == list(range(1, 2001))
+    assert [r.seq for r in store.query()] == all_seqs
+    assert (await store.verify()).ok
+    assert verify_records(read_records(db)).count == 2000
+
+
+# ------------------------------------------------------------------------------------------ formatting
+
+async def test_json_round_trip_and_format(mem: TraceStore) -> None:
+    text = await mem.append(**msg(1, findings=[{"code": "XSD-001", "message": "m"}], note="retry"))
+    binary = await mem.append(**msg(2, payload=b"\xff\xfe<x/>"))
+    for rec in (text, binary):
+        assert record_from_json(json.loads(json.dumps(record_to_json(rec)))) == rec
+    assert record_to_json(text)["payload"].endswith("住民1</j:Envelope>")
+    assert record_to_json(binary)["payload"] is None
+    line = format_record(text)
+    for part in ("1", "2026-03-30T10:00:00+09:00", "t1", "#8", "juki[131016]->cs[131016]", "TennyuTsuchi",
+                 "id=m1", "corr=c1", "accepted", "[XSD-001]", "(retry)"):
+        assert part in line
+    assert "\n" not in line
+
+
+# ------------------------------------------------------------------------------------------------- HTTP
+
+@pytest.fixture
+async def client(aiohttp_client: Any, store: TraceStore) -> TestClient[Any, Any]:
+    root = web.Application()
+    root.add_subapp("/trace", trace_app(store))
+    c: TestClient[Any, Any] = await aiohttp_client(root)
+    return c
+
+
+async def test_http_list_filters_and_pages(client: TestClient[Any, Any], store: TraceStore) -> None:
+    await fill(store, 5)
+    await store.append(**msg(9, tenant="t2", arrow=9))
+    resp = await client.get("/trace/", params={"tenant": "t1", "limit": "2", "since": "1"})
+    assert resp.status == 200
+    body = await resp.json()
+    assert [r["seq"] for r in body["records"]] == [2, 3]
+    assert body["next_since"] == 3
+    assert body["last_seq"] == 6
+    assert body["records"][0]["payload"] == msg(1)["payload"].decode()
+    assert record_from_json(body["records"][0]) == store.query(message_id="m1")[0]
+    resp = await client.get("/trace/", params={"arrow": "9", "type": "TennyuTsuchi"})
+    assert [r["message_id"] for r in (await resp.json())["records"]] == ["m9"]
+
+
+async def test_http_bad_parameter_is_400(client: TestClient[Any, Any]) -> None:
+    resp = await client.get("/trace/", params={"arrow": "eight"})
+    assert resp.status == 400
+    assert (await resp.json())["findings"][0]["code"] == "GW-TRACE-QUERY"
+
+
+async def test_http_verify(client: TestClient[Any, Any], store: TraceStore, db: Path) -> None:
+    await fill(store, 3)
+    assert await (await client.get("/trace/verify")).json() == {
+        "ok": True, "count": 3, "first_bad_seq": None, "reason": None}
+    tamper(db, "UPDATE trace SET verdict='failed' WHERE seq=2")
+    body = await (await client.get("/trace/verify")).json()
+    assert (body["ok"], body["first_bad_seq"]) == (False, 2)
+
+
+async def test_http_stream_follows(client: TestClient[Any, Any], store: TraceStore) -> None:
+    await fill(store, 2)
+    resp = await client.get("/trace/stream", params={"since": "1"})
+    assert resp.status == 200
+    assert resp.headers["Content-Type"].startswith("application/x-ndjson")
+    first = json.loads(await resp.content.readline())
+    assert first["seq"] == 2
+    await store.append(**msg(3))
+    second = json.loads(await asyncio.wait_for(resp.content.readline(), 2))
+    assert (second["seq"], second["message_id"]) == (3, "m3")
+    resp.close()
