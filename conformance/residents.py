@@ -128,68 +128,75 @@ LONG_GIVEN_FEMALE: tuple[tuple[str, str], ...] = (
 
 # --- foreign residents ------------------------------------------------------------------------------------
 # (Latin, kana, kanji or "") per part.
-_Part = tuple[str, str, str]
-_NATIONS: dict[str, dict[str, Any]] = {
-    "中国": {"w": 28, "abroad": "中華人民共和国北京市",
-             "sur": [("WANG", "ワン", "王"), ("LI", "リ", "李"), ("ZHANG", "チャン", "張"), ("LIU", "リュウ", "劉"),
-                     ("CHEN", "チェン", "陳"), ("YANG", "ヤン", "楊"), ("ZHAO", "チャオ", "趙")],
-             "m": [("WEI", "ウェイ", "偉"), ("HAO", "ハオ", "浩"), ("JUN", "ジュン", "軍"), ("MING", "ミン", "明")],
-             "f": [("JING", "ジン", "静"), ("YAN", "イェン", "燕"), ("LINA", "リナ", "麗娜"),
-                   ("XIUYING", "シウイン", "秀英")]},
-    "韓国": {"w": 13, "abroad": "大韓民国ソウル特別市", "spr": True,
-             "sur": [("KIM", "キム", "金"), ("LEE", "イ", "李"), ("PARK", "パク", "朴"), ("CHOI", "チェ", "崔"),
-                     ("JUNG", "チョン", "鄭")],
-             "m": [("MINJUN", "ミンジュン", "敏俊"), ("SUNGHO", "ソンホ", "成浩"), ("DONGHYUN", "ドンヒョン", "東賢")],
-             "f": [("JIYOUNG", "ジヨン", "智英"), ("MIKYUNG", "ミギョン", "美京"), ("SUJIN", "スジン", "秀珍")]},
-    "朝鮮": {"w": 2, "abroad": "朝鮮", "spr": True,
-             "sur": [("KIM", "キム", "金"), ("RI", "リ", "李"), ("PAK", "パク", "朴")],
-             "m": [("YONGSU", "ヨンス", "英洙"), ("CHOLHO", "チョルホ", "哲浩")],
-             "f": [("SUNHUI", "スンヒ", "順姫"), ("YONGOK", "ヨンオク", "英玉")]},
-    "ベトナム": {"w": 20, "abroad": "ベトナム社会主義共和国ハノイ市",
-               "sur": [("NGUYEN", "グエン", ""), ("TRAN", "チャン", ""), ("LE", "レ", ""), ("PHAM", "ファム", ""),
-                       ("HOANG", "ホアン", "")],
-               "m": [("VAN ANH", "ヴァン　アイン", ""), ("DUC MINH", "ドゥック　ミン", ""),
-                     ("QUANG HUY", "クアン　フイ", "")],
-               "f": [("THI HOA", "ティ　ホア", ""), ("THI LAN", "ティ　ラン", ""),
-                     ("THU TRANG", "トゥー　チャン", "")]},
-    "フィリピン": {"w": 9, "abroad": "フィリピン共和国マニラ市",
-                "sur": [("SANTOS", "サントス", ""), ("REYES", "レイエス", ""), ("CRUZ", "クルス", ""),
-                        ("BAUTISTA", "バウティスタ", ""), ("DELA CRUZ", "デラ　クルス", "")],
-                "m": [("JOSE", "ホセ", ""), ("MARK", "マーク", ""), ("JOHN PAUL", "ジョン　ポール", "")],
-                "f": [("MARIA", "マリア", ""), ("ANGELICA", "アンジェリカ", ""), ("MARY GRACE", "メアリー　グレース", "")]},
-    "ブラジル": {"w": 6, "abroad": "ブラジル連邦共和国サンパウロ州",
-               "sur": [("SILVA", "シルバ", ""), ("OLIVEIRA", "オリベイラ", ""), ("SOUZA", "ソウザ", ""),
-                       ("PEREIRA", "ペレイラ", ""), ("DOS SANTOS", "ドス　サントス", "")],
-               "m": [("PEDRO", "ペドロ", ""), ("LUCAS", "ルーカス", ""), ("RAFAEL", "ハファエル", "")],
-               "f": [("ANA", "アナ", ""), ("JULIANA", "ジュリアナ", ""), ("BEATRIZ", "ベアトリス", "")]},
-    "ネパール": {"w": 6, "abroad": "ネパール連邦民主共和国カトマンズ市",
-               "sur": [("SHRESTHA", "シュレスタ", ""), ("GURUNG", "グルン", ""), ("TAMANG", "タマン", ""),
-                       ("RAI", "ライ", "")],
-               "m": [("RAM", "ラム", ""), ("BIKASH", "ビカス", ""), ("SURESH", "スレス", "")],
-               "f": [("SITA", "シタ", ""), ("ANITA", "アニタ", ""), ("PUJA", "プジャ", "")]},
-    "インドネシア": {"w": 4, "abroad": "インドネシア共和国ジャカルタ特別州",
-                 "sur": [("SAPUTRA", "サプトラ", ""), ("WIJAYA", "ウィジャヤ", ""), ("SETIAWAN", "スティアワン", "")],
-                 "m": [("AGUS", "アグス", ""), ("BUDI", "ブディ", "")],
-                 "f": [("SITI", "シティ", ""), ("DEWI", "デウィ", "")]},
-    "米国": {"w": 4, "abroad": "アメリカ合衆国カリフォルニア州", "middle": True,
-             "sur": [("SMITH", "スミス", ""), ("JOHNSON", "ジョンソン", ""), ("WILLIAMS", "ウィリアムズ", ""),
-                     ("BROWN", "ブラウン", ""), ("MILLER", "ミラー", "")],
-             "m": [("JOHN", "ジョン", ""), ("JAMES", "ジェームズ", ""), ("MICHAEL", "マイケル", ""),
-                   ("WILLIAM", "ウィリアム", ""), ("DAVID", "デイビッド", "")],
-             "f": [("EMILY", "エミリー", ""), ("SARAH", "サラ", ""), ("JENNIFER", "ジェニファー", ""),
-                   ("ELIZABETH", "エリザベス", "")]},
-    "英国": {"w": 2, "abroad": "英国ロンドン市", "middle": True,
-             "sur": [("TAYLOR", "テイラー", ""), ("JONES", "ジョーンズ", ""), ("DAVIES", "デイビース", ""),
-                     ("EVANS", "エバンズ", "")],
-             "m": [("OLIVER", "オリバー", ""), ("GEORGE", "ジョージ", ""), ("HARRY", "ハリー", "")],
-             "f": [("CHARLOTTE", "シャーロット", ""), ("AMELIA", "アメリア", ""), ("OLIVIA", "オリビア", "")]},
-    "台湾": {"w": 6, "abroad": "台湾台北市", "spr": True,
-             "sur": [("CHEN", "チェン", "陳"), ("LIN", "リン", "林"), ("HUANG", "ファン", "黄")],
-             "m": [("CHIHMING", "チーミン", "志明"), ("CHENGHAN", "チェンハン", "承翰")],
-             "f": [("SHUFEN", "シューフェン", "淑芬"), ("YATING", "ヤーティン", "雅婷")]},
+_Part = tuple[str, str, str]  # (Latin, kana, kanji or "")
+
+
+def _parts(spec: str) -> list[_Part]:
+    """Parse "WANG/ワン/王 VAN_ANH/ヴァン_アイン" (``_`` is a space: ASCII in Latin, full-width in kana)."""
+    out: list[_Part] = []
+    for item in spec.split(" "):
+        latin, kana, *kanji = item.split("/")
+        out.append((latin.replace("_", " "), kana.replace("_", SP), kanji[0] if kanji else ""))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Nation:
+    weight: float
+    abroad: str  # 国外の住所 for 国外転入
+    sur: list[_Part]
+    male: list[_Part]
+    female: list[_Part]
+    special_permanent: bool = False  # 特別永住者 possible
+    middle: bool = False  # Western middle names
+
+
+_NATIONS: dict[str, _Nation] = {
+    "中国": _Nation(28, "中華人民共和国北京市",
+                    _parts("WANG/ワン/王 LI/リ/李 ZHANG/チャン/張 LIU/リュウ/劉 CHEN/チェン/陳 YANG/ヤン/楊"),
+                    _parts("WEI/ウェイ/偉 HAO/ハオ/浩 JUN/ジュン/軍 MING/ミン/明"),
+                    _parts("JING/ジン/静 YAN/イェン/燕 LINA/リナ/麗娜 XIUYING/シウイン/秀英")),
+    "韓国": _Nation(13, "大韓民国ソウル特別市",
+                    _parts("KIM/キム/金 LEE/イ/李 PARK/パク/朴 CHOI/チェ/崔 JUNG/チョン/鄭"),
+                    _parts("MINJUN/ミンジュン/敏俊 SUNGHO/ソンホ/成浩 DONGHYUN/ドンヒョン/東賢"),
+                    _parts("JIYOUNG/ジヨン/智英 MIKYUNG/ミギョン/美京 SUJIN/スジン/秀珍"),
+                    special_permanent=True),
+    "朝鮮": _Nation(2, "朝鮮", _parts("KIM/キム/金 RI/リ/李 PAK/パク/朴"),
+                    _parts("YONGSU/ヨンス/英洙 CHOLHO/チョルホ/哲浩"),
+                    _parts("SUNHUI/スンヒ/順姫 YONGOK/ヨンオク/英玉"), special_permanent=True),
+    "台湾": _Nation(6, "台湾台北市", _parts("CHEN/チェン/陳 LIN/リン/林 HUANG/ファン/黄"),
+                    _parts("CHIHMING/チーミン/志明 CHENGHAN/チェンハン/承翰"),
+                    _parts("SHUFEN/シューフェン/淑芬 YATING/ヤーティン/雅婷"), special_permanent=True),
+    "ベトナム": _Nation(20, "ベトナム社会主義共和国ハノイ市",
+                        _parts("NGUYEN/グエン TRAN/チャン LE/レ PHAM/ファム HOANG/ホアン"),
+                        _parts("VAN_ANH/ヴァン_アイン DUC_MINH/ドゥック_ミン QUANG_HUY/クアン_フイ"),
+                        _parts("THI_HOA/ティ_ホア THI_LAN/ティ_ラン THU_TRANG/トゥー_チャン")),
+    "フィリピン": _Nation(9, "フィリピン共和国マニラ市",
+                          _parts("SANTOS/サントス REYES/レイエス CRUZ/クルス BAUTISTA/バウティスタ"
+                                 " DELA_CRUZ/デラ_クルス"),
+                          _parts("JOSE/ホセ MARK/マーク JOHN_PAUL/ジョン_ポール"),
+                          _parts("MARIA/マリア ANGELICA/アンジェリカ MARY_GRACE/メアリー_グレース")),
+    "ブラジル": _Nation(6, "ブラジル連邦共和国サンパウロ州",
+                        _parts("SILVA/シルバ OLIVEIRA/オリベイラ SOUZA/ソウザ PEREIRA/ペレイラ"
+                               " DOS_SANTOS/ドス_サントス"),
+                        _parts("PEDRO/ペドロ LUCAS/ルーカス RAFAEL/ハファエル"),
+                        _parts("ANA/アナ JULIANA/ジュリアナ BEATRIZ/ベアトリス")),
+    "ネパール": _Nation(6, "ネパール連邦民主共和国カトマンズ市",
+                        _parts("SHRESTHA/シュレスタ GURUNG/グルン TAMANG/タマン RAI/ライ"),
+                        _parts("RAM/ラム BIKASH/ビカス SURESH/スレス"), _parts("SITA/シタ ANITA/アニタ PUJA/プジャ")),
+    "インドネシア": _Nation(4, "インドネシア共和国ジャカルタ特別州",
+                            _parts("SAPUTRA/サプトラ WIJAYA/ウィジャヤ SETIAWAN/スティアワン"),
+                            _parts("AGUS/アグス BUDI/ブディ"), _parts("SITI/シティ DEWI/デウィ")),
+    "米国": _Nation(4, "アメリカ合衆国カリフォルニア州",
+                    _parts("SMITH/スミス JOHNSON/ジョンソン WILLIAMS/ウィリアムズ BROWN/ブラウン MILLER/ミラー"),
+                    _parts("JOHN/ジョン JAMES/ジェームズ MICHAEL/マイケル WILLIAM/ウィリアム DAVID/デイビッド"),
+                    _parts("EMILY/エミリー SARAH/サラ JENNIFER/ジェニファー ELIZABETH/エリザベス"), middle=True),
+    "英国": _Nation(2, "英国ロンドン市", _parts("TAYLOR/テイラー JONES/ジョーンズ DAVIES/デイビース EVANS/エバンズ"),
+                    _parts("OLIVER/オリバー GEORGE/ジョージ HARRY/ハリー"),
+                    _parts("CHARLOTTE/シャーロット AMELIA/アメリア OLIVIA/オリビア"), middle=True),
 }
 _NATION_NAMES = tuple(_NATIONS)
-_NATION_WEIGHTS = tuple(float(_NATIONS[n]["w"]) for n in _NATION_NAMES)
+_NATION_WEIGHTS = tuple(_NATIONS[n].weight for n in _NATION_NAMES)
 
 # (在留資格, possible 在留期間 or () for none, weight)
 _STATUSES: tuple[tuple[str, tuple[str, ...], float], ...] = (
