@@ -14,14 +14,19 @@ from datetime import date
 from conformance.wareki import to_wareki
 
 #: 続柄 (relationship to the head of household) the generator uses; the XSD allows any short text.
-RELATIONSHIPS: tuple[str, ...] = ("世帯主", "妻", "夫", "子", "父", "母", "祖父", "祖母", "孫", "兄", "姉", "弟",
-                                  "妹", "同居人", "縁故者")
+RELATIONSHIPS: tuple[str, ...] = (
+    "世帯主", "妻", "夫", "子", "父", "母", "祖父", "祖母", "孫", "兄", "姉", "弟", "妹", "同居人", "縁故者",
+)
 
 #: 法30条の45 categories of foreign residents (ForeignInfoType/Category).
-FOREIGN_CATEGORIES: tuple[str, ...] = ("中長期在留者", "特別永住者", "一時庇護許可者", "仮滞在許可者", "経過滞在者")
+FOREIGN_CATEGORIES: tuple[str, ...] = (
+    "中長期在留者", "特別永住者", "一時庇護許可者", "仮滞在許可者", "経過滞在者",
+)
 
 #: 個別記載事項 kinds (IndividualEntryType/Kind).
-ENTRY_KINDS: tuple[str, ...] = ("国民健康保険", "後期高齢者医療", "介護保険", "国民年金", "児童手当", "選挙人名簿")
+ENTRY_KINDS: tuple[str, ...] = (
+    "国民健康保険", "後期高齢者医療", "介護保険", "国民年金", "児童手当", "選挙人名簿",
+)
 
 
 @dataclass(frozen=True, slots=True)

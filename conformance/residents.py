@@ -116,11 +116,12 @@ BEYOND_JIS_SURNAMES: tuple[tuple[str, str], ...] = (
     ("髙田", "タカダ"),
 )
 LONG_SURNAMES: tuple[tuple[str, str], ...] = (
-    ("勘解由小路", "カデノコウジ"), ("左衛門三郎", "サエモンサブロウ"), ("正親町三条", "オオギマチサンジョウ"),
-    ("勅使河原", "テシガワラ"), ("東坊城", "ヒガシボウジョウ"),
+    ("勘解由小路", "カデノコウジ"), ("左衛門三郎", "サエモンサブロウ"),
+    ("正親町三条", "オオギマチサンジョウ"), ("勅使河原", "テシガワラ"), ("東坊城", "ヒガシボウジョウ"),
 )
 LONG_GIVEN_MALE: tuple[tuple[str, str], ...] = (
-    ("惣右衛門", "ソウエモン"), ("藤四郎", "トウシロウ"), ("健太郎", "ケンタロウ"), ("龍之介", "リュウノスケ"),
+    ("惣右衛門", "ソウエモン"), ("藤四郎", "トウシロウ"), ("健太郎", "ケンタロウ"),
+    ("龍之介", "リュウノスケ"),
 )
 LONG_GIVEN_FEMALE: tuple[tuple[str, str], ...] = (
     ("千代之助", "チヨノスケ"), ("小百合", "サユリ"), ("亜希子", "アキコ"), ("由紀恵", "ユキエ"),
@@ -324,7 +325,8 @@ class JukiProvider(BaseProvider):
 
     # -- names ---------------------------------------------------------------------------------------------
     def surname_pair(self, kind: str | None = None) -> tuple[str, str]:
-        """(kanji, kana) of a surname; ``kind`` picks a hard-case pool (ivs, jisx0213, beyond_jis, long_name)."""
+        """(kanji, kana) of a surname; ``kind`` picks a hard-case pool (ivs, jisx0213, beyond_jis,
+        long_name)."""
         pools = {"ivs": IVS_SURNAMES, "jisx0213": JISX0213_SURNAMES, "beyond_jis": BEYOND_JIS_SURNAMES,
                  "long_name": LONG_SURNAMES}
         if kind in pools:
@@ -345,34 +347,34 @@ class JukiProvider(BaseProvider):
         sur = surname or self.surname_pair(kind)
         given = self.given_name_pair(sex, long=kind == "long_name")
         return Name(kanji=f"{sur[0]}{SP}{given[0]}", kana=f"{sur[1]}{SP}{given[1]}",
-                    former_surname=former[0] if former else None, former_surname_kana=former[1] if former else None)
+                    former_surname=former[0] if former else None,
+                    former_surname_kana=former[1] if former else None)
 
     def nationality(self) -> str:
         """A nationality label as registers print it (中国, ベトナム, 米国 ...), weighted by population."""
         return self._r.choices(_NATION_NAMES, weights=_NATION_WEIGHTS)[0]
 
     def foreign_surname(self, nationality: str) -> _Part:
-        parts: list[_Part] = _NATIONS[nationality]["sur"]
-        return self._r.choice(parts)
+        """(Latin, kana, kanji or "") of a surname common in ``nationality``."""
+        return self._r.choice(_NATIONS[nationality].sur)
 
     def foreign_name(self, nationality: str, sex: str, *, surname: _Part | None = None, tsusho: bool = False,
                      long: bool = False) -> Name:
         """A foreign resident's name: Latin (surname first, upper case), kana, kanji where the nation uses
-        it, and a Japanese 通称 when ``tsusho``. ``long`` stacks given names up to about 40 characters."""
+        it, and a Japanese 通称 when ``tsusho``. ``long`` stacks names up to about 40 characters."""
         n = _NATIONS[nationality]
         sur = surname or self.foreign_surname(nationality)
-        pool: list[_Part] = n["m" if sex == "1" else "f"]
+        pool = n.male if sex == "1" else n.female
         given = [self._r.choice(pool)]
         if long:
-            extra = [p for p in pool + n["m" if sex == "1" else "f"] if p not in given]
-            others: list[_Part] = n["sur"]
-            for p in self._r.sample(extra, len(extra)) + self._r.sample(others, len(others)):
-                if len(" ".join([sur[0], *(g[0] for g in given), p[0]])) > 40:
+            extra = self._r.sample(pool, len(pool)) + self._r.sample(n.sur, len(n.sur))
+            for part in extra:
+                if len(" ".join([sur[0], *(g[0] for g in given), part[0]])) > 40:
                     break
-                if p not in given and p != sur:
-                    given.append(p)
-        elif n.get("middle") and self._r.random() < 0.5:
-            given.append(self._r.choice([p for p in pool if p != given[0]]))
+                if part not in given and part != sur:
+                    given.append(part)
+        elif n.middle and self._r.random() < 0.5:
+            given.append(self._r.choice([g for g in pool if g != given[0]]))
         latin = " ".join([sur[0], *(g[0] for g in given)])
         kana = SP.join([sur[1], *(g[1] for g in given)])
         kanji = f"{sur[2]}{SP}{''.join(g[2] for g in given)}" if sur[2] and all(g[2] for g in given) else None
@@ -401,7 +403,10 @@ class JukiProvider(BaseProvider):
         pick = self._r.random()
         if pick < 0.2:
             return self._r.choice((date(1912, 7, 30), date(1926, 12, 25)))
-        lo, hi = (date(1905, 1, 1), date(1912, 7, 29)) if pick < 0.6 else (date(1912, 7, 31), date(1926, 12, 24))
+        if pick < 0.6:
+            lo, hi = date(1905, 1, 1), date(1912, 7, 29)
+        else:
+            lo, hi = date(1912, 7, 31), date(1926, 12, 24)
         return lo + timedelta(days=self._r.randint(0, (hi - lo).days))
 
     def uncertain_date(self, d: date) -> str:
@@ -444,8 +449,7 @@ class JukiProvider(BaseProvider):
 
     def abroad(self, nationality: str) -> str:
         """A foreign address for 国外転入 from ``nationality``'s country."""
-        text: str = _NATIONS[nationality]["abroad"]
-        return text
+        return _NATIONS[nationality].abroad
 
     def residence_status(self) -> tuple[str, str | None]:
         """(在留資格, 在留期間 or None) for a 中長期在留者."""
@@ -470,7 +474,8 @@ def _faker(seed: int | str | None) -> tuple[Faker, JukiProvider]:
 
 
 def make_faker(seed: int | str | None = None) -> Faker:
-    """Faker("ja_JP") with :class:`JukiProvider` registered (``fake.my_number()``, ``fake.japanese_name("2")``)."""
+    """Faker("ja_JP") with :class:`JukiProvider` registered (``fake.my_number()``,
+    ``fake.japanese_name("2")``)."""
     return _faker(seed)[0]
 
 
@@ -503,9 +508,9 @@ class ResidentFactory:
 
     ``lg_code`` is the municipality the residents live in (the SUT's; 5 digits, or 6 with a valid check
     digit). ``hard_share`` of the residents drawn by :meth:`resident` and of the households drawn by
-    :meth:`household` are hard cases (kinds in ``HARD_KINDS``, dealt round-robin). Within one factory no
-    個人番号, 住民票コード, 在留カード番号, certificate serial, card number, 識別番号 or 世帯番号 repeats, and no
-    peer municipality is handed out twice.
+    :meth:`household` are hard cases (kinds in ``HARD_KINDS``, dealt round-robin). Within one factory
+    no 個人番号, 住民票コード, 在留カード番号, certificate serial, card number, 識別番号 or 世帯番号
+    repeats, and no peer municipality is handed out twice.
     """
 
     def __init__(self, seed: int, lg_code: str, *, hard_share: float = 0.15, today: date = DEFAULT_TODAY,
@@ -624,7 +629,8 @@ class ResidentFactory:
 
     def _entries(self, birth: date, since: date, *, foreign: bool, kids_under_15: Sequence[date] = ()) \
             -> tuple[IndividualEntry, ...]:
-        """個別記載事項 that fit the age: 国保, 後期高齢, 介護, 国民年金, 児童手当 (to the head), 選挙人名簿."""
+        """個別記載事項 that fit the age: 国保, 後期高齢, 介護, 国民年金, 児童手当 (the head's),
+        選挙人名簿 (Japanese only)."""
         r, p, today = self._r, self.p, self.today
         age = _age(birth, today)
         out: list[IndividualEntry] = []
@@ -691,7 +697,8 @@ class ResidentFactory:
                 sexes.append(r.choice("12"))
             elif role in ("父", "母"):
                 if parent_birth is not None:
-                    births.append(p.between(parent_birth - timedelta(days=1500), parent_birth + timedelta(days=1500)))
+                    near = timedelta(days=1500)
+                    births.append(p.between(parent_birth - near, parent_birth + near))
                 else:
                     births.append(p.between(_add_years(head_birth, -40), _add_years(head_birth, -20)))
                 sexes.append("1" if role == "父" else "2")
@@ -756,23 +763,25 @@ class ResidentFactory:
         for i, role in enumerate(roles):
             if role == "同居人":
                 m = self._elsewhere()
-                honseki = Honseki(place=p.honseki_place(m), lg_code=m.lg_code, head_of_family=names[i].kanji or "")
+                honseki = Honseki(place=p.honseki_place(m), lg_code=m.lg_code,
+                                  head_of_family=names[i].kanji or "")
             else:
                 own_parent = role in ("父", "母") or (len(roles) == 1 and r.random() < 0.5)
                 honseki = Honseki(place=honseki_place, lg_code=honseki_m.lg_code,
                                   head_of_family=father_name if own_parent else head_name)
             mtl = tl.for_member(births[i])
             out.append(self._resident(
-                name=names[i], birth=births[i], uncertain=i == uncertain_idx, sex=sexes[i], household_no=hh_no,
-                head_name=head_name, relationship=_relationship(role, sexes[i]), address=address, tl=mtl,
-                honseki=honseki, foreign=None,
-                entries=self._entries(births[i], mtl.since, foreign=False, kids_under_15=kids if i == 0 else ()),
+                name=names[i], birth=births[i], uncertain=i == uncertain_idx, sex=sexes[i],
+                household_no=hh_no, head_name=head_name, relationship=_relationship(role, sexes[i]),
+                address=address, tl=mtl, honseki=honseki, foreign=None,
+                entries=self._entries(births[i], mtl.since, foreign=False,
+                                      kids_under_15=kids if i == 0 else ()),
             ))
         return out
 
     def _foreign_info(self, nationality: str, category: str | None) -> ForeignInfo:
         if category is None:
-            spr_ok = bool(_NATIONS[nationality].get("spr"))
+            spr_ok = _NATIONS[nationality].special_permanent
             category = "特別永住者" if spr_ok and self._r.random() < 0.35 else "中長期在留者"
         card = self._unique("rcard", self.p.residence_card_no)
         if category != "中長期在留者":
@@ -788,9 +797,10 @@ class ResidentFactory:
                            long: bool = False) -> list[Resident]:
         p, r = self.p, self._r
         if category is not None and category not in FOREIGN_CATEGORIES:
-            raise ValueError(f"unknown 法30条の45 category {category!r}; known: {', '.join(FOREIGN_CATEGORIES)}")
+            known = ", ".join(FOREIGN_CATEGORIES)
+            raise ValueError(f"unknown 法30条の45 category {category!r}; known: {known}")
         nationality = p.nationality()
-        if category == "特別永住者" and not _NATIONS[nationality].get("spr"):
+        if category == "特別永住者" and not _NATIONS[nationality].special_permanent:
             nationality = r.choice(("韓国", "朝鮮", "台湾"))
         roles = self._roles(size)
         births, sexes = self._births(roles, False)
@@ -817,9 +827,10 @@ class ResidentFactory:
                 info = replace(info, residence_status="家族滞在")
             mtl = tl.for_member(births[i])
             out.append(self._resident(
-                name=names[i], birth=births[i], uncertain=i == uncertain_idx, sex=sexes[i], household_no=hh_no,
-                head_name=head_name, relationship=_relationship(role, sexes[i]), address=address, tl=mtl,
-                honseki=None, foreign=info, entries=self._entries(births[i], mtl.since, foreign=True),
+                name=names[i], birth=births[i], uncertain=i == uncertain_idx, sex=sexes[i],
+                household_no=hh_no, head_name=head_name, relationship=_relationship(role, sexes[i]),
+                address=address, tl=mtl, honseki=None, foreign=info,
+                entries=self._entries(births[i], mtl.since, foreign=True),
             ))
         return out
 

@@ -1,7 +1,7 @@
 """Hardened XML parsing used everywhere: no entity expansion, no DTD, no network, size and depth limits.
 
 Every refusal is a HarnessError with one Finding whose code names the rule (XML-SIZE, XML-DTD, XML-ENTITY,
-XML-DEPTH, XML-SYNTAX, XML-EMPTY). Documents are refused *before* anything is expanded: a DOCTYPE is refused
+XML-DEPTH, XML-SYNTAX, XML-EMPTY, XML-ENCODING). Documents are refused *before* anything is expanded: a DOCTYPE is refused
 outright, so a billion-laughs or external-entity document never reaches entity processing.
 """
 
@@ -51,6 +51,8 @@ def parse(data: bytes | str, *, max_bytes: int = MAX_BYTES, max_depth: int = MAX
     if len(data) > max_bytes:
         raise _refuse("XML-SIZE", f"the document is {len(data)} bytes; the limit is {max_bytes} bytes")
     # A DOCTYPE is the only way to declare entities or reach external DTDs: refuse it before parsing.
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in data[:64]:
+        raise _refuse("XML-ENCODING", "only UTF-8 documents are accepted (UTF-16/32 or NUL bytes found)", 1)
     idx = data.upper().find(b"<!DOCTYPE")
     if idx >= 0:
         line = data[:idx].count(b"\n") + 1
@@ -65,6 +67,8 @@ def parse(data: bytes | str, *, max_bytes: int = MAX_BYTES, max_depth: int = MAX
         raise _refuse("XML-SYNTAX", f"not well-formed XML: {e.msg}", line) from e
     if root is None:
         raise _refuse("XML-EMPTY", "the document has no root element")
+    if root.getroottree().docinfo.doctype:  # second guard: never accept a DTD, however it was spelled
+        raise _refuse("XML-DTD", "document type declarations (DTDs) are not allowed", 1)
     deep = _depth_ok(root, max_depth)
     if deep is not None:
         raise _refuse("XML-DEPTH", f"elements are nested deeper than {max_depth} levels", deep)
