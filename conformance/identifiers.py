@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
+from operator import mul
 
 __all__ = [
     "JUMINHYO_ALGORITHMS",
@@ -36,28 +37,32 @@ __all__ = [
 # --- 個人番号 (番号法施行令8条; 総務省令85号 5条) ---
 # Q(n) = n+1 (n<=6), n-5 (n>=7) for the n-th digit from the right; read left to right: 6,5,4,3,2,7,6,5,4,3,2.
 _MY_NUMBER_WEIGHTS = (6, 5, 4, 3, 2, 7, 6, 5, 4, 3, 2)
-_D11 = re.compile(r"[0-9]{11}")
-_D12 = re.compile(r"[0-9]{12}")
+_MY_NUMBER_BIAS = 48 * sum(_MY_NUMBER_WEIGHTS)  # the weighted sum of the ASCII codes of "0"
+
+
+def _ascii_digits(s: str, n: int) -> bool:
+    return len(s) == n and s.isascii() and s.isdigit()
 
 
 def _digits(s: str, n: int, what: str) -> None:
-    if len(s) != n or not s.isascii() or not s.isdigit():
+    if not _ascii_digits(s, n):
         raise ValueError(f"{what} must be {n} ASCII digits, got {s!r}")
 
 
 def my_number_check_digit(first11: str) -> int:
     """検査用数字 of a 個人番号 from its first 11 digits."""
     _digits(first11, 11, "the first 11 digits of a 個人番号")
-    r = sum(int(d) * w for d, w in zip(first11, _MY_NUMBER_WEIGHTS, strict=True)) % 11
+    r = (sum(map(mul, first11.encode(), _MY_NUMBER_WEIGHTS)) - _MY_NUMBER_BIAS) % 11
     return 0 if r <= 1 else 11 - r
 
 
 def is_valid_my_number(s: str) -> bool:
     """True for exactly 12 ASCII digits whose last digit is the 検査用数字."""
-    if _D12.fullmatch(s) is None:
+    if not _ascii_digits(s, 12):
         return False
-    r = sum(int(d) * w for d, w in zip(s, _MY_NUMBER_WEIGHTS, strict=False)) % 11
-    return int(s[11]) == (0 if r <= 1 else 11 - r)
+    b = s.encode()
+    r = (sum(map(mul, b, _MY_NUMBER_WEIGHTS)) - _MY_NUMBER_BIAS) % 11  # map stops after 11 digits
+    return b[11] - 48 == (0 if r <= 1 else 11 - r)
 
 
 def make_my_number(first11: str) -> str:
@@ -67,20 +72,21 @@ def make_my_number(first11: str) -> str:
 
 # --- 全国地方公共団体コード (JIS X 0402) ---
 _LG_WEIGHTS = (6, 5, 4, 3, 2)
-_D6 = re.compile(r"[0-9]{6}")
+_LG_BIAS = 48 * sum(_LG_WEIGHTS)
 
 
 def lg_code_check_digit(first5: str) -> int:
     """検査数字 of a 全国地方公共団体コード: (11 − ((6a+5b+4c+3d+2e) mod 11)) mod 10."""
     _digits(first5, 5, "the first 5 digits of a 地方公共団体コード")
-    return (11 - sum(int(d) * w for d, w in zip(first5, _LG_WEIGHTS, strict=True)) % 11) % 10
+    return (11 - (sum(map(mul, first5.encode(), _LG_WEIGHTS)) - _LG_BIAS) % 11) % 10
 
 
 def is_valid_lg_code(s: str) -> bool:
     """True for exactly 6 ASCII digits whose last digit is the 検査数字."""
-    if _D6.fullmatch(s) is None:
+    if not _ascii_digits(s, 6):
         return False
-    return int(s[5]) == (11 - sum(int(d) * w for d, w in zip(s, _LG_WEIGHTS, strict=False)) % 11) % 10
+    b = s.encode()
+    return b[5] - 48 == (11 - (sum(map(mul, b, _LG_WEIGHTS)) - _LG_BIAS) % 11) % 10
 
 
 def make_lg_code(first5: str) -> str:
@@ -93,12 +99,13 @@ JUMINHYO_ENV = "JUKI_JUMINHYO_CHECK"
 _DEFAULT_JUMINHYO = "mod11-w2-7"
 
 
+# Weights 2..7 repeating from the rightmost digit: 5,4,3,2,7,6,5,4,3,2 read left to right.
+_W2_7 = tuple(2 + i % 6 for i in range(10))[::-1]
+_W2_7_BIAS = 48 * sum(_W2_7)
+
+
 def _mod11_w2_7(first10: str) -> int | None:
-    # Weights 2..7 repeating from the rightmost digit: 5,4,3,2,7,6,5,4,3,2 read left to right.
-    total = 0
-    for i, d in enumerate(reversed(first10)):
-        total += int(d) * (2 + i % 6)
-    r = total % 11
+    r = (sum(map(mul, first10.encode(), _W2_7)) - _W2_7_BIAS) % 11
     return 0 if r <= 1 else 11 - r
 
 
@@ -149,7 +156,7 @@ def juminhyo_check_digit(first10: str, algorithm: str | None = None) -> int | No
 
 def is_valid_juminhyo_code(s: str, algorithm: str | None = None) -> bool:
     """True for 11 ASCII digits whose last digit fits the selected (unverified) algorithm."""
-    if _D11.fullmatch(s) is None:
+    if not _ascii_digits(s, 11):
         return False
     check = JUMINHYO_ALGORITHMS[algorithm or current_juminhyo_algorithm()](s[:10])
     return check is None or int(s[10]) == check

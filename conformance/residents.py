@@ -184,19 +184,25 @@ _NATIONS: dict[str, _Nation] = {
                         _parts("ANA/アナ JULIANA/ジュリアナ BEATRIZ/ベアトリス")),
     "ネパール": _Nation(6, "ネパール連邦民主共和国カトマンズ市",
                         _parts("SHRESTHA/シュレスタ GURUNG/グルン TAMANG/タマン RAI/ライ"),
-                        _parts("RAM/ラム BIKASH/ビカス SURESH/スレス"), _parts("SITA/シタ ANITA/アニタ PUJA/プジャ")),
+                        _parts("RAM/ラム BIKASH/ビカス SURESH/スレス"),
+                        _parts("SITA/シタ ANITA/アニタ PUJA/プジャ")),
     "インドネシア": _Nation(4, "インドネシア共和国ジャカルタ特別州",
                             _parts("SAPUTRA/サプトラ WIJAYA/ウィジャヤ SETIAWAN/スティアワン"),
                             _parts("AGUS/アグス BUDI/ブディ"), _parts("SITI/シティ DEWI/デウィ")),
     "米国": _Nation(4, "アメリカ合衆国カリフォルニア州",
-                    _parts("SMITH/スミス JOHNSON/ジョンソン WILLIAMS/ウィリアムズ BROWN/ブラウン MILLER/ミラー"),
-                    _parts("JOHN/ジョン JAMES/ジェームズ MICHAEL/マイケル WILLIAM/ウィリアム DAVID/デイビッド"),
-                    _parts("EMILY/エミリー SARAH/サラ JENNIFER/ジェニファー ELIZABETH/エリザベス"), middle=True),
-    "英国": _Nation(2, "英国ロンドン市", _parts("TAYLOR/テイラー JONES/ジョーンズ DAVIES/デイビース EVANS/エバンズ"),
+                    _parts("SMITH/スミス JOHNSON/ジョンソン WILLIAMS/ウィリアムズ BROWN/ブラウン"
+                           " MILLER/ミラー"),
+                    _parts("JOHN/ジョン JAMES/ジェームズ MICHAEL/マイケル WILLIAM/ウィリアム"
+                           " DAVID/デイビッド"),
+                    _parts("EMILY/エミリー SARAH/サラ JENNIFER/ジェニファー ELIZABETH/エリザベス"),
+                    middle=True),
+    "英国": _Nation(2, "英国ロンドン市",
+                    _parts("TAYLOR/テイラー JONES/ジョーンズ DAVIES/デイビース EVANS/エバンズ"),
                     _parts("OLIVER/オリバー GEORGE/ジョージ HARRY/ハリー"),
                     _parts("CHARLOTTE/シャーロット AMELIA/アメリア OLIVIA/オリビア"), middle=True),
 }
 _NATION_NAMES = tuple(_NATIONS)
+_LONG_NAME_NATIONS = ("ブラジル", "フィリピン", "ベトナム", "米国", "英国")  # pools that reach 30-40 letters
 _NATION_WEIGHTS = tuple(_NATIONS[n].weight for n in _NATION_NAMES)
 
 # (在留資格, possible 在留期間 or () for none, weight)
@@ -732,7 +738,7 @@ class ResidentFactory:
         hh_no = self._unique("hh", p.household_no)
         address = p.address_in(self.home)
         abroad = p.abroad(p.nationality()) if r.random() < 0.04 else None  # 国外転入 of a Japanese family
-        tl = self._timeline(births[0], abroad=abroad, born_here=0.25)
+        tl = self._timeline(births[0], abroad=abroad, born_here=0.25 if size == 1 else 0.0)
         honseki_m = self.home if r.random() < 0.5 else self._elsewhere()
         honseki_place = p.honseki_place(honseki_m)
         # 旧氏: the spouse (living alone: the head) when the kind asks for it, else a few spouses.
@@ -799,7 +805,7 @@ class ResidentFactory:
         if category is not None and category not in FOREIGN_CATEGORIES:
             known = ", ".join(FOREIGN_CATEGORIES)
             raise ValueError(f"unknown 法30条の45 category {category!r}; known: {known}")
-        nationality = p.nationality()
+        nationality = r.choice(_LONG_NAME_NATIONS) if long else p.nationality()
         if category == "特別永住者" and not _NATIONS[nationality].special_permanent:
             nationality = r.choice(("韓国", "朝鮮", "台湾"))
         roles = self._roles(size)

@@ -118,7 +118,7 @@ class RuleContext:
         text = self._text
         if text is None:
             raw = self.raw
-            if (raw is not None and b"&#" not in raw
+            if (raw is not None and (b"&" not in raw or b"&#" not in raw)
                     and (self.root.getroottree().docinfo.encoding or "UTF-8").upper() in ("UTF-8", "UTF8")):
                 text = raw
             else:
@@ -330,11 +330,9 @@ def _where(el: etree._Element, attr: str | None) -> str:
 _DIGIT = "0-9０-９"
 _ALNUM = "0-9A-Za-z０-９Ａ-Ｚａ-ｚ"
 _SEP = " \t\u00a0\u3000\\-\u2010-\u2015\u2212\uff0d\uff70\u30fc"
-# Prefilter on UTF-8: any 12 digits (ASCII or full-width) joined by up to 3 separators each.
-_B_DIGIT = rb"(?:[0-9]|\xef\xbc[\x90-\x99])"
-_B_SEP = (rb"(?:[ \t\-]|\xc2\xa0|\xe3\x80\x80|\xe2\x80[\x90-\x95]|\xe2\x88\x92|\xef\xbc\x8d|\xef\xbd\xb0"
-          rb"|\xe3\x83\xbc)")
-_B_TWELVE = re.compile(_B_DIGIT + rb"(?:" + _B_SEP + rb"{0,3}" + _B_DIGIT + rb"){11}")
+# Prefilter: a run of 12 or more digits (ASCII or full-width), up to 3 separators apart. It starts with a
+# character class, so the regex engine skips ahead at C speed; look-arounds and check digits run on hits only.
+_TWELVE = re.compile(rf"[{_DIGIT}](?:[{_SEP}]{{0,3}}[{_DIGIT}]){{11,}}")
 # A chain: digit groups joined by 1-3 separators, not glued to a letter or digit (directly or through one
 # separator), so parts of identifiers such as "msg-000000000010", hex serials or UUIDs are not chains.
 _CHAIN = re.compile(
@@ -361,16 +359,23 @@ def find_my_numbers(text: str) -> list[str]:
     return found
 
 
+def _my_numbers_in(b: bytes) -> bool:
+    """Whether UTF-8 text holds a valid 個人番号: a fast prefilter, then find_my_numbers around each run."""
+    text = b.decode("utf-8", "replace")
+    for m in _TWELVE.finditer(text):
+        # two characters each side are all the chain's look-arounds need
+        if find_my_numbers(text[max(0, m.start() - 2):m.end() + 2]):
+            return True
+    return False
+
+
 def _mask(n: str) -> str:
     return "********" + n[8:]
 
 
 @rule("CLASS-MYNUMBER", "黄線・青線に個人番号を含まないこと", "no 個人番号 on a yellow or blue arrow")
 def _class_my_number(ctx: RuleContext) -> list[Finding]:
-    if ctx.data_class not in _SECRET_CLASSES:
-        return []
-    text = ctx.utf8()
-    if _B_TWELVE.search(text) is None or not find_my_numbers(text.decode("utf-8", "replace")):
+    if ctx.data_class not in _SECRET_CLASSES or not _my_numbers_in(ctx.utf8()):
         return []
     out: list[Finding] = []
     for el, attr, value in _strings(ctx.root):
@@ -416,12 +421,27 @@ def _pua(ctx: RuleContext) -> list[Finding]:
 
 _B_VS_BMP = re.compile(rb"\xef\xb8[\x80-\x8f]")        # U+FE00–FE0F
 _B_VS_SUP = re.compile(rb"\xf3\xa0[\x84-\x87]")        # U+E0100–E01EF
-_VS = "\ufe00-\ufe0f\U000e0100-\U000e01ef"
-_VS_ONE = re.compile(f"[{_VS}]")
-# A VS right after a CJK ideograph is the common, valid IVS case; anything else is examined closely.
-_VS_SUSPECT = re.compile(
-    f"(?<![\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003ffff])[{_VS}]")
+_VS_ONE = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")
 _NOT_BASE = frozenset({"Mn", "Mc", "Me", "Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"})
+
+
+def _ideograph(c: str) -> bool:
+    o = ord(c)
+    return 0x3400 <= o <= 0x4DBF or 0x4E00 <= o <= 0x9FFF or 0xF900 <= o <= 0xFAFF or 0x20000 <= o <= 0x3FFFF
+
+
+def _suspect_selector(b: bytes) -> bool:
+    """Whether a variation selector in UTF-8 ``b`` follows something other than a CJK ideograph (IVS case)."""
+    for pattern in (_B_VS_BMP, _B_VS_SUP):
+        for m in pattern.finditer(b):
+            i = m.start()
+            j = i - 1
+            while j > 0 and j > i - 4 and 0x80 <= b[j] < 0xC0:  # back over continuation bytes
+                j -= 1
+            prev = b[max(j, 0):i].decode("utf-8", "replace")
+            if len(prev) != 1 or not _ideograph(prev):
+                return True
+    return False
 
 
 def _lone_selectors(value: str) -> list[str]:
@@ -436,10 +456,7 @@ def _lone_selectors(value: str) -> list[str]:
 
 @rule("CHAR-VS", "異体字セレクタが基底文字に続くこと", "variation selector follows a base character")
 def _variation_selectors(ctx: RuleContext) -> list[Finding]:
-    b = ctx.utf8()
-    if _B_VS_BMP.search(b) is None and _B_VS_SUP.search(b) is None:
-        return []
-    if _VS_SUSPECT.search(b.decode("utf-8", "replace")) is None:
+    if not _suspect_selector(ctx.utf8()):
         return []
     out: list[Finding] = []
     for el, attr, value in _strings(ctx.root):
@@ -449,4 +466,3 @@ def _variation_selectors(ctx: RuleContext) -> list[Finding]:
                 "CHAR-VS", f"variation selector without a base character in {_where(el, attr)}: "
                 f"{'; '.join(lone)}", el, attr))
     return out
-

@@ -181,19 +181,29 @@ def _from_row(row: Sequence[Any]) -> TraceRecord:
     return TraceRecord(**d)
 
 
+FORMAT_VERSION = 1  # PRAGMA user_version of a trace file
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-    if str(mode).lower() != "wal":
+    try:
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise sqlite3.OperationalError(f"cannot switch SQLite to WAL mode (got {mode!r})")
+        conn.execute("PRAGMA synchronous=FULL")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, FORMAT_VERSION):
+            raise sqlite3.DatabaseError(f"trace format {version} is not {FORMAT_VERSION}")
+        conn.execute(_CREATE)
+        conn.execute(f"PRAGMA user_version={FORMAT_VERSION}")
+    except BaseException:
         conn.close()
-        raise fail("GW-TRACE-WRITE", f"{path}: cannot switch SQLite to WAL mode (got {mode!r})")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute(_CREATE)
+        raise
     return conn
 
 
 def _iter_file(path: Path) -> Iterator[TraceRecord]:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     try:
         for row in conn.execute(_SELECT):
             yield _from_row(row)
@@ -292,17 +302,27 @@ class TraceStore:
 
     async def open(self) -> Self:
         """Reload every record from the file (if any), rebuild the index, start the writer."""
+        if self._open or self._closing:
+            raise fail("GW-TRACE-CLOSED", "a trace store can be opened once")
         loop = asyncio.get_running_loop()
         if self.path is not None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trace-writer")
             path = self.path
-            path.parent.mkdir(parents=True, exist_ok=True)
 
             def load() -> tuple[sqlite3.Connection, list[TraceRecord]]:
+                path.parent.mkdir(parents=True, exist_ok=True)
                 conn = _connect(path)
-                return conn, [_from_row(r) for r in conn.execute(_SELECT)]
+                try:
+                    return conn, [_from_row(r) for r in conn.execute(_SELECT)]
+                except BaseException:
+                    conn.close()
+                    raise
 
-            self._conn, records = await loop.run_in_executor(self._executor, load)
+            try:
+                self._conn, records = await loop.run_in_executor(self._executor, load)
+            except (sqlite3.Error, OSError, ValueError, TypeError) as exc:
+                self._executor.shutdown(wait=False)
+                raise fail("GW-TRACE-WRITE", f"{path}: cannot open the trace: {exc}") from exc
             for rec in records:
                 self._index.add(rec)
             if records:

@@ -408,3 +408,27 @@ async def test_http_stream_follows(client: TestClient[Any, Any], store: TraceSto
     second = json.loads(await asyncio.wait_for(resp.content.readline(), 2))
     assert (second["seq"], second["message_id"]) == (3, "m3")
     resp.close()
+
+
+@pytest.mark.parametrize("content", [b"this is not a database, just some text" * 100, None])
+async def test_unusable_file_is_a_clear_error(tmp_path: Path, content: bytes | None) -> None:
+    target = tmp_path / "trace.sqlite"
+    if content is None:
+        target.mkdir()  # a directory where the file should be
+    else:
+        target.write_bytes(content)
+    with pytest.raises(HarnessError) as err:
+        await TraceStore(target).open()
+    assert err.value.findings[0].code == "GW-TRACE-WRITE"
+
+
+async def test_second_writer_on_the_same_file_fails_loudly(db: Path) -> None:
+    async with TraceStore(db) as a, TraceStore(db) as b:
+        await a.append(**msg(1))
+        with pytest.raises(HarnessError) as err:
+            await b.append(**msg(2))  # b also believes it writes seq 1: the chain must not fork
+        assert err.value.findings[0].code == "GW-TRACE-WRITE"
+        with pytest.raises(HarnessError):
+            await b.append(**msg(3))  # the failed store stays failed
+        assert (await a.append(**msg(4))).seq == 2
+    assert verify_records(read_records(db)).ok
