@@ -122,7 +122,8 @@ def body_of(root: etree._Element) -> etree._Element:
     b = root.find(q("Body"))
     if b is None or len(b) == 0:
         raise ValueError("not an envelope: empty Body")
-    return b[0]
+    first: etree._Element = b[0]
+    return first
 
 
 def error_report(findings: Iterable[Finding], refused_message_id: str | None = None) -> etree._Element:

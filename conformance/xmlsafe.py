@@ -37,7 +37,8 @@ def _depth_ok(root: etree._Element, limit: int) -> int | None:
     while stack:
         el, d = stack.pop()
         if d > limit:
-            return el.sourceline or 0
+            line = el.sourceline
+            return line if isinstance(line, int) else 0
         stack.extend((c, d + 1) for c in el if isinstance(c.tag, str))
     return None
 
@@ -67,7 +68,7 @@ def parse(data: bytes | str, *, max_bytes: int = MAX_BYTES, max_depth: int = MAX
         raise _refuse("XML-SYNTAX", f"not well-formed XML: {e.msg}", line) from e
     if root is None:
         raise _refuse("XML-EMPTY", "the document has no root element")
-    if root.getroottree().docinfo.doctype:  # second guard: never accept a DTD, however it was spelled
+    if getattr(root.getroottree().docinfo, "doctype", ""):  # second guard: never accept a DTD, however it was spelled
         raise _refuse("XML-DTD", "document type declarations (DTDs) are not allowed", 1)
     deep = _depth_ok(root, max_depth)
     if deep is not None:

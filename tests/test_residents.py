@@ -10,6 +10,7 @@ import sys
 from collections import Counter
 from datetime import date
 from functools import cache
+from pathlib import Path
 
 import pytest
 from faker import Faker
@@ -48,7 +49,7 @@ LONG_KANJI = {s for s, _ in LONG_SURNAMES}
 
 
 def build_corpus(seed: int = SEED) -> list[Resident]:
-    """200 residents: people living alone, households of 2-5, foreign residents (some forced 通称/特別永住者)."""
+    """200 residents: people living alone, households of 2-5, foreign residents (通称, 特別永住者)."""
     f = ResidentFactory(seed, LG)
     out = f.residents(110)
     for size in (2, 3, 4, 5) * 4:
@@ -117,7 +118,7 @@ def _digest(rs: list[Resident]) -> str:
     return hashlib.sha256(repr(rs).encode("utf-8")).hexdigest()
 
 
-# --- reproducibility ----------------------------------------------------------------------------------------
+# --- reproducibility --------------------------------------------------------------------
 def test_same_seed_gives_same_world() -> None:
     a, b = ResidentFactory(7, LG), ResidentFactory(7, LG)
     assert a.residents(40) == b.residents(40)
@@ -139,12 +140,12 @@ def test_reproducible_across_processes(hashseed: str) -> None:
             "print(hashlib.sha256(repr(rs).encode('utf-8')).hexdigest())")
     env = {**os.environ, "PYTHONHASHSEED": hashseed}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True,
-                         timeout=60)
+                         timeout=60, cwd=Path(__file__).resolve().parents[1])
     f = ResidentFactory(11, LG)
     assert out.stdout.strip() == _digest(f.residents(30) + f.household(4) + [f.foreign_resident()])
 
 
-# --- identifiers --------------------------------------------------------------------------------------------
+# --- identifiers ------------------------------------------------------------------------
 @pytest.mark.parametrize("i", range(N))
 def test_identifiers_are_valid(i: int) -> None:
     r = corpus()[i]
@@ -180,7 +181,7 @@ def test_identifiers_never_repeat() -> None:
     assert len({r.household_no for r in heads}) == len(heads)
 
 
-# --- dates, text ----------------------------------------------------------------------------------------------
+# --- dates, text ------------------------------------------------------------------------
 @pytest.mark.parametrize("i", range(N))
 def test_dates_are_consistent(i: int) -> None:
     r = corpus()[i]
@@ -224,7 +225,7 @@ def test_text_is_clean(i: int) -> None:
     assert r.relationship in RELATIONSHIPS and r.sex in ("1", "2")
 
 
-# --- hard cases -----------------------------------------------------------------------------------------------
+# --- hard cases -------------------------------------------------------------------------
 def test_corpus_holds_every_hard_case() -> None:
     seen = Counter(k for r in corpus() for k in features(r))
     for kind in (*HARD_KINDS, "jisx0213", "beyond_jis"):
@@ -264,7 +265,7 @@ def test_unknown_hard_case_is_refused() -> None:
         ResidentFactory(1, LG).resident(hard="martian")
 
 
-# --- households and foreign residents -------------------------------------------------------------------------
+# --- households and foreign residents ---------------------------------------------------
 @pytest.mark.parametrize("size", [1, 2, 3, 4, 6])
 @pytest.mark.parametrize("hard", [None, "foreign", "ivs", "old_era", "former_surname"])
 def test_household_is_coherent(size: int, hard: str | None) -> None:
@@ -307,12 +308,13 @@ def test_foreign_resident_fields(category: str) -> None:
             assert info.residence_status
             assert (info.period_of_stay is None) == (info.period_end is None)
         else:
-            assert info.residence_status is info.period_of_stay is info.period_end is None
+            assert info.residence_status is None and info.period_of_stay is None
+            assert info.period_end is None
     with pytest.raises(ValueError):
         f.foreign_resident(category="観光客")
 
 
-# --- municipalities -------------------------------------------------------------------------------------------
+# --- municipalities ---------------------------------------------------------------------
 def test_peer_municipalities_are_valid_distinct_and_never_reused() -> None:
     f = ResidentFactory(1, LG)
     first = f.peer_municipalities(300, exclude=["13113", "271004"])
@@ -352,7 +354,7 @@ def test_home_addresses_are_in_the_home_municipality() -> None:
         assert a.postal_code and a.postal_code.startswith(home.postal_prefix)
 
 
-# --- the Faker provider ---------------------------------------------------------------------------------------
+# --- the Faker provider -----------------------------------------------------------------
 def test_provider_registers_on_faker() -> None:
     fake = make_faker(3)
     assert is_valid_my_number(fake.my_number())

@@ -1,0 +1,291 @@
+"""The simulated actors by actor id, and what they share: refusals, sibling lookup, small XML helpers.
+
+``SIMULATORS`` maps every hosted actor id to its :class:`~simulators.base.Simulator` subclass. It is built on
+first access (PEP 562 module ``__getattr__``) because the simulator modules import the helpers defined here;
+``from simulators.registry import SIMULATORS`` works as usual.
+
+Conventions every simulator here follows (the gateway relies on them):
+
+- **Refusals.** A simulator that refuses a message it received raises :class:`Refusal` from ``react``; the
+  gateway records the message with verdict ``refused`` and the refusal's finding (pref: ``PREF-ORDER``,
+  portal: ``PORTAL-WINDOW``). Business answers that the catalogue carries (``Result/Status refused``) are
+  answers, not refusals.
+- **Idempotent state.** Every state change is keyed by a message or business id, and the same pure helper
+  runs from ``apply`` and from ``react``. So the order in which the gateway calls ``apply(msg, "in")`` and
+  ``react(msg)`` does not matter, calling both is harmless, and replaying the trace through ``apply`` (in for
+  the receiver, out for the sender) restores the state — including which 個人番号 were handed out.
+- **Siblings.** Simulators created on one port find each other in process (:func:`sibling`): national reads
+  the prefecture's and the peers' stores to answer queries; a peer hands its 転出証明書情報 to national, which
+  delivers it on arrow 4 (the catalogue has no arrow from a peer to the SUT for that type).
+- **lgCodes of non-municipal actors** (:func:`lg_of`): the prefecture uses its 都道府県コード (first two digits
+  of the SUT's code + ``000`` + check digit); every other upper-tier or municipal-side actor uses the SUT's
+  code; peers use their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import unicodedata
+import weakref
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+import jaconv
+from lxml import etree
+
+from conformance.envelope import J
+from conformance.errors import Finding
+from conformance.identifiers import make_lg_code
+from conformance.xmlsafe import NS, parse, q
+from simulators.base import GatewayPort, Message, SendResult, Simulator
+
+if TYPE_CHECKING:
+    SIMULATORS: dict[str, type[Simulator]]
+
+__all__ = [
+    "SIMULATORS",
+    "Refusal",
+    "SimBase",
+    "child",
+    "corr",
+    "deep",
+    "identity_from_resident",
+    "jdate_key",
+    "kana_key",
+    "lg_of",
+    "residents_in",
+    "result_el",
+    "seed_fields",
+    "sibling",
+    "stable_token",
+    "to_xml",
+    "from_xml",
+    "txt",
+]
+
+UPPER = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+HEX = "0123456789ABCDEF"
+
+
+class Refusal(Exception):
+    """A simulator refuses a message it received; the gateway records it as refused with this finding."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+    def finding(self) -> Finding:
+        return Finding(code=self.code, message=self.message)
+
+
+# --- siblings -----------------------------------------------------------------------------------------------
+_BY_PORT: weakref.WeakKeyDictionary[Any, dict[str, Simulator]] = weakref.WeakKeyDictionary()
+_BY_PORT_ID: dict[int, tuple[Any, dict[str, Simulator]]] = {}
+
+
+def _directory(port: Any) -> dict[str, Simulator]:
+    try:
+        return _BY_PORT.setdefault(port, {})
+    except TypeError:  # a port that cannot be weakly referenced: keep it alive with its directory
+        entry = _BY_PORT_ID.setdefault(id(port), (port, {}))
+        return entry[1]
+
+
+def sibling(port: GatewayPort, actor: str) -> Simulator | None:
+    """The simulator of ``actor`` created on the same port (in process), or None (e.g. a real system)."""
+    return _directory(port).get(actor)
+
+
+def lg_of(port: GatewayPort, actor: str) -> str:
+    """The lgCode an upper-tier or municipal-side actor uses in Sender/Receiver (peers use their own)."""
+    if actor == "pref":
+        return make_lg_code(port.sut_lg[:2] + "000")
+    return port.sut_lg
+
+
+class SimBase(Simulator):
+    """Shared plumbing: registration as a sibling, sending as this actor, locks that keep relays in order."""
+
+    def __init__(self, port: GatewayPort) -> None:
+        super().__init__(port)
+        _directory(port)[self.actor] = self
+        self._locks: dict[tuple[str | None, str], asyncio.Lock] = {}
+
+    def me(self, lg: str | None = None) -> tuple[str, str]:
+        return (self.actor, lg or lg_of(self.port, self.actor))
+
+    def to(self, actor: str, lg: str | None = None) -> tuple[str, str]:
+        return (actor, lg or lg_of(self.port, actor))
+
+    async def send(self, tenant: str | None, receiver: tuple[str, str], message_type: str,
+                   body: etree._Element, *, correlation_id: str | None = None, sender_lg: str | None = None,
+                   business_date: date | None = None) -> SendResult:
+        return await self.port.send(sender=self.me(sender_lg), receiver=receiver, message_type=message_type,
+                                    body=body, tenant=tenant, correlation_id=correlation_id,
+                                    business_date=business_date)
+
+    def register(self, tenant: str | None, *values: str | None) -> None:
+        for v in values:
+            if v:
+                self.port.register(tenant, v)
+
+    def lock(self, tenant: str | None, key: str) -> asyncio.Lock:
+        """A FIFO lock per (tenant, key): relays on one arrow leave in the order they arrived."""
+        k = (tenant, key)
+        lk = self._locks.get(k)
+        if lk is None:
+            lk = self._locks[k] = asyncio.Lock()
+        return lk
+
+    def now(self, tenant: str | None) -> datetime:
+        return self.port.now(tenant)
+
+
+# --- XML helpers --------------------------------------------------------------------------------------------
+def child(el: etree._Element | None, path: str) -> etree._Element | None:
+    """The element at a '/'-separated path of local names, or None."""
+    cur = el
+    for part in path.split("/"):
+        if cur is None:
+            return None
+        cur = cur.find(q(part))
+    return cur
+
+
+def txt(el: etree._Element | None, path: str) -> str | None:
+    """Text at a '/'-separated path of local names ('' for an empty element), or None."""
+    c = child(el, path)
+    if c is None:
+        return None
+    return c.text or ""
+
+
+def deep(el: etree._Element) -> etree._Element:
+    """A detached copy (an element has one parent; answers and relays must not steal the original)."""
+    return copy.deepcopy(el)
+
+
+def to_xml(el: etree._Element) -> str:
+    return etree.tostring(el, encoding="unicode")
+
+
+def from_xml(s: str | bytes | etree._Element) -> etree._Element:
+    if isinstance(s, etree._Element):
+        return s
+    return parse(s)
+
+
+def result_el(status: str, code: str | None = None, detail: str | None = None) -> etree._Element:
+    """A ResultType element: Status (accepted | refused | not-found | held), Code?, Detail?."""
+    r = J.Result(J.Status(status))
+    if code:
+        r.append(J.Code(code))
+    if detail:
+        r.append(J.Detail(detail[:2000]))
+    return r
+
+
+def corr(msg: Message) -> str:
+    """The id an answer or relay of ``msg`` carries, so the original sender can match it end to end."""
+    return msg.header.correlation_id or msg.header.message_id
+
+
+_IDENTITY_CHILDREN = ("JuminhyoCode", "MyNumber", "Name", "BirthDate", "Sex", "Address")
+
+
+def identity_from_resident(resident: etree._Element, tag: str = "Identity") -> etree._Element:
+    """PersonIdentityType (本人確認情報) from a ResidentType or PersonIdentityType element."""
+    out = etree.Element(q(tag), nsmap={None: NS})
+    for name in _IDENTITY_CHILDREN:
+        c = resident.find(q(name))
+        if c is not None:
+            out.append(deep(c))
+    return out
+
+
+def jdate_key(el: etree._Element | None) -> str | None:
+    """A comparable key for a JDateType element: the 西暦 date, else the 不詳 text."""
+    if el is None:
+        return None
+    w = txt(el, "Western")
+    if w:
+        return w.strip()
+    u = txt(el, "Uncertain")
+    return u.strip() if u else None
+
+
+def kana_key(s: str | None) -> str:
+    """Kana compared the way a search terminal does: NFKC, katakana, no spaces."""
+    if not s:
+        return ""
+    n = unicodedata.normalize("NFKC", s)
+    n = jaconv.hira2kata(n)
+    return "".join(ch for ch in n if not ch.isspace())
+
+
+def stable_token(*parts: str, n: int, alphabet: str = UPPER) -> str:
+    """A deterministic token of ``n`` characters from ``alphabet`` (same inputs, same token — replay-safe)."""
+    out: list[str] = []
+    counter = 0
+    while len(out) < n:
+        h = hashlib.sha256(("\x1f".join(parts) + f"\x1f{counter}").encode("utf-8")).digest()
+        out.extend(alphabet[b % len(alphabet)] for b in h)
+        counter += 1
+    return "".join(out[:n])
+
+
+# --- seeding ------------------------------------------------------------------------------------------------
+def seed_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """Kind-specific fields of a seed: top-level keys, with a nested ``data`` object merged under them."""
+    nested = data.get("data")
+    out: dict[str, Any] = dict(nested) if isinstance(nested, dict) else {}
+    out.update({k: v for k, v in data.items() if k != "data"})
+    return out
+
+
+def residents_in(data: dict[str, Any]) -> list[etree._Element]:
+    """The ResidentType elements of a seed's ``xml`` (a <Residents> list, or a single <Resident>)."""
+    raw = data.get("xml")
+    if raw is None or raw == "":
+        return []
+    root = from_xml(raw)
+    if root.tag == q("Resident"):
+        return [root]
+    return [c for c in root if isinstance(c.tag, str) and c.tag == q("Resident")]
+
+
+# --- the registry -------------------------------------------------------------------------------------------
+def _build() -> dict[str, type[Simulator]]:
+    from simulators.addressee import AddresseeSimulator
+    from simulators.booking import BookingSimulator
+    from simulators.card import CardSimulator
+    from simulators.centre import CentreSimulator
+    from simulators.certserver import CertServerSimulator
+    from simulators.cs import CsSimulator
+    from simulators.immigration import ImmigrationSimulator
+    from simulators.immlink import ImmLinkSimulator
+    from simulators.intermediate import IntermediateSimulator
+    from simulators.kiosk import KioskSimulator
+    from simulators.national import NationalSimulator
+    from simulators.others import OthersSimulator
+    from simulators.peer import PeerSimulator
+    from simulators.portal import PortalSimulator
+    from simulators.pref import PrefSimulator
+
+    classes: list[type[Simulator]] = [
+        CsSimulator, PrefSimulator, NationalSimulator, PeerSimulator, CardSimulator, AddresseeSimulator,
+        IntermediateSimulator, CertServerSimulator, CentreSimulator, KioskSimulator, ImmigrationSimulator,
+        ImmLinkSimulator, OthersSimulator, BookingSimulator, PortalSimulator,
+    ]
+    return {c.actor: c for c in classes}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SIMULATORS":
+        sims = _build()
+        globals()["SIMULATORS"] = sims
+        return sims
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
