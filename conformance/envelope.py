@@ -122,13 +122,12 @@ def body_of(root: etree._Element) -> etree._Element:
     b = root.find(q("Body"))
     if b is None or len(b) == 0:
         raise ValueError("not an envelope: empty Body")
-    first: etree._Element = b[0]
-    return first
+    return b[0]
 
 
 def error_report(findings: Iterable[Finding], refused_message_id: str | None = None) -> etree._Element:
     """An ErrorReport body: one Finding element per finding (code, XPath, line, message)."""
-    rep = J.ErrorReport()
+    rep: etree._Element = J.ErrorReport()
     if refused_message_id:
         rep.append(J.RefusedMessageId(refused_message_id))
     for f in findings:
