@@ -28,7 +28,7 @@ from conformance.rules import find_my_numbers
 from conformance.xmlsafe import NS, NSMAP, parse, q
 
 __all__ = [
-    "AUTO_CHECKS",
+    "ASSERTION_OPS",
     "CHECKS",
     "SUT_ACTORS",
     "Check",
@@ -187,7 +187,7 @@ class Rec:
                 f"{self.sender_actor}→{self.receiver_actor} id {self.message_id}")
 
 
-@dataclass(slots=True)
+@dataclass
 class StepResult:
     """What a step produced: HTTP status, the message id it sent, the answer (an envelope or document)."""
 
@@ -334,6 +334,8 @@ class Check:
 
 
 CHECKS: dict[str, Check] = {}
+#: check name -> "the messages it waits for are all there" (the engine stops waiting even if it fails)
+READY: dict[str, Callable[[CheckContext, Mapping[str, Any]], bool]] = {}
 
 
 def check(code: str, name: str, title_ja: str, title_en: str, params: dict[str, Any], *, auto: bool = False,
@@ -402,8 +404,9 @@ def xpath_values(target: etree._Element, expr: str) -> list[str]:
     return _strings(_xpath(expr)(ctx))
 
 
-_OPS = ("equals", "not_equals", "contains", "not_contains", "one_of", "matches", "exists", "count", "le", "ge",
-        "lt", "gt", "same_set", "valid", "masked")
+_OPS = ("equals", "not_equals", "contains", "not_contains", "one_of", "matches", "exists", "count", "le",
+        "ge", "lt", "gt", "same_set", "valid", "masked")
+ASSERTION_OPS = _OPS
 
 _VALIDATORS: dict[str, Callable[[str], bool]] = {
     "my_number": is_valid_my_number, "juminhyo_code": is_valid_juminhyo_code, "lg_code": is_valid_lg_code,
@@ -588,6 +591,17 @@ SCHEMA_DEFS: dict[str, Any] = {"assertion": _ASSERTION, "match": _MATCH, "captur
 
 
 # ---------------------------------------------------------------------------------------------- content
+
+def _ready_match(ctx: CheckContext, p: Mapping[str, Any]) -> bool:
+    return len(match_records(ctx, p["match"])) >= int(p.get("count", p.get("min", 1)) or 1)
+
+
+def _ready_order(ctx: CheckContext, p: Mapping[str, Any]) -> bool:
+    return all(match_records(ctx, m) for m in p["messages"])
+
+
+READY["content.message"] = _ready_match
+READY["sequence.order"] = _ready_order
 
 @check("CONT-MESSAGE", "content.message", "メッセージの内容", "content of a message",
        {"properties": {"match": _MATCH, "assert": {"type": "array", "items": _ASSERTION},

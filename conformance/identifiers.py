@@ -52,7 +52,7 @@ def _digits(s: str, n: int, what: str) -> None:
 def my_number_check_digit(first11: str) -> int:
     """検査用数字 of a 個人番号 from its first 11 digits."""
     _digits(first11, 11, "the first 11 digits of a 個人番号")
-    r = (sum(map(mul, first11.encode(), _MY_NUMBER_WEIGHTS)) - _MY_NUMBER_BIAS) % 11
+    r = int(sum(map(mul, first11.encode(), _MY_NUMBER_WEIGHTS)) - _MY_NUMBER_BIAS) % 11
     return 0 if r <= 1 else 11 - r
 
 
@@ -61,7 +61,7 @@ def is_valid_my_number(s: str) -> bool:
     if not _ascii_digits(s, 12):
         return False
     b = s.encode()
-    r = (sum(map(mul, b, _MY_NUMBER_WEIGHTS)) - _MY_NUMBER_BIAS) % 11  # map stops after 11 digits
+    r = int(sum(map(mul, b, _MY_NUMBER_WEIGHTS)) - _MY_NUMBER_BIAS) % 11  # map stops after 11 digits
     return b[11] - 48 == (0 if r <= 1 else 11 - r)
 
 
@@ -78,7 +78,7 @@ _LG_BIAS = 48 * sum(_LG_WEIGHTS)
 def lg_code_check_digit(first5: str) -> int:
     """検査数字 of a 全国地方公共団体コード: (11 − ((6a+5b+4c+3d+2e) mod 11)) mod 10."""
     _digits(first5, 5, "the first 5 digits of a 地方公共団体コード")
-    return (11 - (sum(map(mul, first5.encode(), _LG_WEIGHTS)) - _LG_BIAS) % 11) % 10
+    return int(11 - (sum(map(mul, first5.encode(), _LG_WEIGHTS)) - _LG_BIAS) % 11) % 10
 
 
 def is_valid_lg_code(s: str) -> bool:
@@ -86,7 +86,7 @@ def is_valid_lg_code(s: str) -> bool:
     if not _ascii_digits(s, 6):
         return False
     b = s.encode()
-    return b[5] - 48 == (11 - (sum(map(mul, b, _LG_WEIGHTS)) - _LG_BIAS) % 11) % 10
+    return b[5] - 48 == int(11 - (sum(map(mul, b, _LG_WEIGHTS)) - _LG_BIAS) % 11) % 10
 
 
 def make_lg_code(first5: str) -> str:
@@ -105,7 +105,7 @@ _W2_7_BIAS = 48 * sum(_W2_7)
 
 
 def _mod11_w2_7(first10: str) -> int | None:
-    r = (sum(map(mul, first10.encode(), _W2_7)) - _W2_7_BIAS) % 11
+    r = int(sum(map(mul, first10.encode(), _W2_7)) - _W2_7_BIAS) % 11
     return 0 if r <= 1 else 11 - r
 
 
@@ -118,7 +118,8 @@ JUMINHYO_ALGORITHMS: dict[str, Callable[[str], int | None]] = {
     "mod11-w2-7": _mod11_w2_7,
     "none": _none,
 }
-_selected: str | None = None  # set_juminhyo_algorithm(), else the environment variable read once
+_selected: str | None = None  # set by set_juminhyo_algorithm()
+_from_env: str | None = None  # $JUKI_JUMINHYO_CHECK as read once (the rules ask on every message)
 
 
 def register_juminhyo_algorithm(name: str, fn: Callable[[str], int | None]) -> None:
@@ -127,24 +128,26 @@ def register_juminhyo_algorithm(name: str, fn: Callable[[str], int | None]) -> N
 
 
 def set_juminhyo_algorithm(name: str | None) -> None:
-    """Select the algorithm for this process; None re-reads $JUKI_JUMINHYO_CHECK (else the default)."""
-    global _selected
+    """Select the algorithm for this process; None returns to $JUKI_JUMINHYO_CHECK (read afresh)."""
+    global _selected, _from_env
     if name is not None and name not in JUMINHYO_ALGORITHMS:
         raise ValueError(f"unknown 住民票コード algorithm {name!r}; known: {', '.join(JUMINHYO_ALGORITHMS)}")
-    _selected = name
+    _selected, _from_env = name, None
 
 
 def current_juminhyo_algorithm() -> str:
     """The algorithm in force: set_juminhyo_algorithm(), else $JUKI_JUMINHYO_CHECK, else "mod11-w2-7".
 
-    The environment variable is read when no algorithm was set (the rules call this once per message).
+    The environment variable is read on first use and again after ``set_juminhyo_algorithm(None)``.
     """
-    name = _selected
+    global _from_env
+    name = _selected or _from_env
     if name is None:
         name = os.environ.get(JUMINHYO_ENV) or _DEFAULT_JUMINHYO
         if name not in JUMINHYO_ALGORITHMS:
             known = ", ".join(JUMINHYO_ALGORITHMS)
             raise ValueError(f"${JUMINHYO_ENV}={name!r} names no 住民票コード algorithm; known: {known}")
+        _from_env = name
     return name
 
 

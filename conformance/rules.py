@@ -49,8 +49,13 @@ _WESTERN = f"{{{NS}}}Western"
 _UNCERTAIN = f"{{{NS}}}Uncertain"
 _SENDER = f"{{{NS}}}Sender"
 _RECEIVER = f"{{{NS}}}Receiver"
-_INDEXED = (_MY_NUMBER, _LG_CODE, _JUMINHYO, _RESCARD, _WAREKI, _WESTERN, _UNCERTAIN, _SENDER, _RECEIVER)
+# Elements the rules look at, collected in one pass. Sender and Receiver share a key: the rules only want
+# the envelope's parties (their @lgCode), in document order.
+_INDEXED = (_MY_NUMBER, _LG_CODE, _JUMINHYO, _RESCARD, _WAREKI, _UNCERTAIN, _SENDER, _RECEIVER)
+_PARTY = "party"
+_KEY = {t: t for t in _INDEXED} | {_SENDER: _PARTY, _RECEIVER: _PARTY}
 _LG_ATTRS = etree.XPath("//@lgCode")
+_NONE: list[etree._Element] = []  # shared empty result: never appended to
 _SECRET_CLASSES = frozenset({"yellow", "blue"})
 
 
@@ -109,11 +114,16 @@ class RuleContext:
         """Elements with Clark name ``tag`` among those rules index (one tree pass for all of them)."""
         idx = self._index
         if idx is None:
-            idx = {t: [] for t in _INDEXED}
+            idx = self._index = {}
+            key = _KEY
             for el in self.root.iter(*_INDEXED):
-                idx[el.tag].append(el)
-            self._index = idx
-        return idx[tag]
+                k = key[el.tag]
+                found = idx.get(k)
+                if found is None:
+                    idx[k] = [el]
+                else:
+                    found.append(el)
+        return idx.get(tag, _NONE)
 
     def utf8(self) -> bytes:
         """The document as UTF-8 with every character literal: the raw bytes where safe, else serialised."""
@@ -188,31 +198,43 @@ def _my_number(ctx: RuleContext) -> list[Finding]:
     return out
 
 
-def _lg_message(value: str) -> str | None:
-    if is_valid_lg_code(value):
-        return None
+def _lg_message(value: str) -> str:
     if len(value) == 6 and value.isascii() and value.isdigit():
         return f"{value}: the check digit is {value[5]}, expected {lg_code_check_digit(value[:5])}"
     return f"{value!r} is not a 6-digit 地方公共団体コード"
+
+
+_LG_SEEN: dict[str, bool] = {}  # 地方公共団体コード repeat in every header: remember the verdicts (bounded)
+
+
+def _lg_ok(value: str) -> bool:
+    ok = _LG_SEEN.get(value)
+    if ok is None:
+        if len(_LG_SEEN) >= 8192:
+            _LG_SEEN.clear()
+        ok = _LG_SEEN[value] = is_valid_lg_code(value)
+    return ok
 
 
 @rule("ID-LGCODE", "地方公共団体コードの検査数字", "地方公共団体コード check digit")
 def _lg_code(ctx: RuleContext) -> list[Finding]:
     out: list[Finding] = []
     for el in ctx.elements(_LG_CODE):
-        msg = _lg_message(el.text or "")
-        if msg is not None:
-            out.append(ctx.finding("ID-LGCODE", msg, el))
+        text = el.text or ""
+        if not _lg_ok(text):
+            out.append(ctx.finding("ID-LGCODE", _lg_message(text), el))
     # The envelope's Sender/Receiver carry @lgCode; any other element with one is found by XPath, which
     # runs only when the document mentions lgCode more often than those two account for.
-    parties = ctx.elements(_SENDER) + ctx.elements(_RECEIVER)
-    carriers: list[etree._Element] = [el for el in parties if "lgCode" in el.attrib]
-    if ctx.utf8().count(b"lgCode") > len(carriers):
-        found = cast(list[Any], _LG_ATTRS(ctx.root))
-        carriers = [v.getparent() for v in found]
+    carriers = ctx.elements(_PARTY)
+    seen = 0
     for el in carriers:
-        value = el.get("lgCode") or ""
-        if not is_valid_lg_code(value):
+        if el.get("lgCode") is not None:
+            seen += 1
+    if ctx.utf8().count(b"lgCode") > seen:
+        carriers = [v.getparent() for v in cast(list[Any], _LG_ATTRS(ctx.root))]
+    for el in carriers:
+        value = el.get("lgCode")
+        if value is not None and not _lg_ok(value):
             out.append(ctx.finding("ID-LGCODE", f"@lgCode {_lg_message(value)}", el, "lgCode"))
     return out
 
@@ -280,22 +302,31 @@ def _western(text: str) -> date | None:
         return None
 
 
+@lru_cache(maxsize=8192)
+def _disagreement(western: str, wareki: str) -> str | None:
+    """Why a Western/Wareki pair denotes two days, or None (an unparsable side is another rule's finding)."""
+    w = _wareki(wareki)
+    d = _western(western)
+    if isinstance(w, date) and d is not None and w != d:
+        return (f"Western {d.isoformat()} is {to_wareki(d) if d.year >= 1868 else 'before 明治'}, "
+                f"but Wareki {wareki} is {w.isoformat()}")
+    return None
+
+
 @rule("DATE-CONSISTENT", "西暦と和暦が同じ日を表すこと", "西暦 and 和暦 denote the same day")
 def _consistent(ctx: RuleContext) -> list[Finding]:
     out: list[Finding] = []
-    for el in ctx.elements(_WESTERN):
-        sib = el.getnext()
-        while sib is not None and not isinstance(sib.tag, str):
-            sib = sib.getnext()
-        if sib is None or sib.tag != _WAREKI:
+    for el in ctx.elements(_WAREKI):
+        sib = el.getprevious()
+        tag = sib.tag if sib is not None else None
+        while sib is not None and not isinstance(tag, str):  # step over comments
+            sib = sib.getprevious()
+            tag = sib.tag if sib is not None else None
+        if sib is None or tag != _WESTERN:
             continue
-        w = _wareki(sib.text or "")
-        d = _western(el.text or "")
-        if isinstance(w, date) and d is not None and w != d:
-            out.append(ctx.finding(
-                "DATE-CONSISTENT",
-                f"Western {d.isoformat()} is {to_wareki(d) if d.year >= 1868 else 'before 明治'}, "
-                f"but Wareki {sib.text} is {w.isoformat()}", sib))
+        msg = _disagreement(sib.text or "", el.text or "")
+        if msg is not None:
+            out.append(ctx.finding("DATE-CONSISTENT", msg, el))
     return out
 
 
@@ -336,15 +367,17 @@ def _where(el: etree._Element, attr: str | None) -> str:
 
 _DIGIT = "0-9０-９"
 _ALNUM = "0-9A-Za-z０-９Ａ-Ｚａ-ｚ"
-_SEP = " \t\u00a0\u3000\\-\u2010-\u2015\u2212\uff0d\uff70\u30fc"
+_HYPHEN = "\\-\u2010-\u2015\u2212\uff0d\uff70\u30fc"
+_SEP = " \t\u00a0\u3000" + _HYPHEN
 # Prefilter: a run of 12 or more digits (ASCII or full-width), up to 3 separators apart. It starts with a
 # character class, so the regex engine skips ahead at C speed; look-arounds and check digits run on hits only.
 _TWELVE = re.compile(rf"[{_DIGIT}](?:[{_SEP}]{{0,3}}[{_DIGIT}]){{11,}}")
-# A chain: digit groups joined by 1-3 separators, not glued to a letter or digit (directly or through one
-# separator), so parts of identifiers such as "msg-000000000010", hex serials or UUIDs are not chains.
+# A chain: digit groups joined by 1-3 separators, not glued to a letter or digit, directly or through one
+# hyphen, so parts of identifiers such as "M-000000000010", hex serials or UUIDs are not chains (while
+# "No 123456789018" and "123456789018 is" are).
 _CHAIN = re.compile(
-    rf"(?<![{_ALNUM}])(?<![{_ALNUM}][{_SEP}])[{_DIGIT}]+(?:[{_SEP}]{{1,3}}[{_DIGIT}]+)*"
-    rf"(?![{_ALNUM}])(?![{_SEP}][A-Za-zＡ-Ｚａ-ｚ])"
+    rf"(?<![{_ALNUM}])(?<![{_ALNUM}][{_HYPHEN}])[{_DIGIT}]+(?:[{_SEP}]{{1,3}}[{_DIGIT}]+)*"
+    rf"(?![{_ALNUM}])(?![{_HYPHEN}][{_ALNUM}])"
 )
 _GROUPS = re.compile(rf"[{_DIGIT}]+")
 _TO_ASCII = str.maketrans("０１２３４５６７８９", "0123456789")
@@ -366,14 +399,17 @@ def find_my_numbers(text: str) -> list[str]:
     return found
 
 
-# Fast path on UTF-8 bytes (translate keeps offsets): ASCII digit -> "0", ASCII separator -> "s", any byte of a
-# non-ASCII character -> "m", anything else -> "x". Twelve "0" with at most 9 "s"/"m" bytes (3 separators of
-# up to 3 bytes) between neighbours is a superset of every chain of ASCII digits; full-width digits are found
-# by their own search and take the exact path over the whole text.
-_CLASS_TABLE = bytes(
+# Fast path on UTF-8 bytes. Stage 1: delete ASCII separators and every non-ASCII byte, map ASCII digits to
+# "0" and anything else to "x"; without twelve "0" in a row no chain of ASCII digits can hold 12 digits.
+# Stage 2 (translate keeps offsets): digit -> "0", ASCII separator -> "s", non-ASCII byte -> "m"; twelve "0"
+# with at most 9 "s"/"m" bytes (3 separators of up to 3 bytes) between neighbours bounds every chain, and
+# find_my_numbers runs on a window around each such run. Full-width digits take the exact path on the text.
+_STAGE1 = bytes(0x30 if 0x30 <= i <= 0x39 else 0x78 for i in range(256))
+_STAGE1_DELETE = b" \t-" + bytes(range(0x80, 0x100))
+_STAGE2 = bytes(
     0x30 if 0x30 <= i <= 0x39 else 0x73 if i in b" \t-" else 0x6D if i >= 0x80 else 0x78 for i in range(256)
 )
-_RUN12 = re.compile(rb"0(?:[sm]{0,9}0){11,}")
+_RUN12 = re.compile(rb"0(?:[sm]{0,9}+0){11,}+")
 _B_FULLWIDTH_DIGIT = re.compile(rb"\xef\xbc[\x90-\x99]")
 
 
@@ -382,7 +418,9 @@ def _my_numbers_in(b: bytes) -> bool:
     if _B_FULLWIDTH_DIGIT.search(b) is not None:
         text = b.decode("utf-8", "replace")
         return any(find_my_numbers(text[max(0, m.start() - 2):m.end() + 2]) for m in _TWELVE.finditer(text))
-    for m in _RUN12.finditer(b.translate(_CLASS_TABLE)):
+    if b"000000000000" not in b.translate(_STAGE1, _STAGE1_DELETE):
+        return False
+    for m in _RUN12.finditer(b.translate(_STAGE2)):
         # The run starts and ends on an ASCII digit; 12 bytes each side hold the two characters the chain's
         # look-arounds need ("ignore" drops only a character the cut splits at the far ends).
         if find_my_numbers(b[max(0, m.start() - 12):m.end() + 12].decode("utf-8", "ignore")):
@@ -453,7 +491,9 @@ def _ideograph(c: str) -> bool:
 
 def _suspect_selector(b: bytes) -> bool:
     """Whether a variation selector in UTF-8 ``b`` follows something other than a CJK ideograph (IVS case)."""
-    for pattern in (_B_VS_BMP, _B_VS_SUP):
+    for lead, pattern in ((b"\xef", _B_VS_BMP), (b"\xf3", _B_VS_SUP)):
+        if lead not in b:  # a one-byte membership test is a memchr: far cheaper than the regex scan
+            continue
         for m in pattern.finditer(b):
             i = m.start()
             j = i - 1

@@ -1,4 +1,4 @@
-"""市町村CS (the community server of the SUT's municipality, and its CS terminal): a relay, as the real one is.
+"""市町村CS (the community server of the SUT's municipality, and its CS terminal): a relay, as the real one.
 
 Why a relay and not a shortcut: every hop of a route must appear on its own arrow in the trace (8→5, 8→1,
 8→3, 13→3→4→14, 7→3, 4→9, 2→9 …), so the judge can check each hop. Relays keep the correlation id (the
@@ -19,9 +19,8 @@ from typing import Any
 
 from lxml import etree
 
-from conformance.envelope import J
 from simulators.base import Message, SendResult
-from simulators.registry import Refusal, SimBase, corr, deep, result_el, txt
+from simulators.registry import E, Refusal, SimBase, corr, deep, result_el, txt
 
 #: Types the SUT sends on 8 that the CS forwards to another municipality on 1.
 TO_PEER = frozenset({
@@ -52,19 +51,19 @@ def _fallback(message_type: str, body: etree._Element, res: SendResult) -> etree
     codes = ",".join(f.code for f in res.findings) or str(res.status)
     result = result_el(status, f"CS-UPSTREAM-{res.status}", f"upstream answered {res.status}: {codes}")
     if message_type == "IdentityQuery":
-        return J.IdentityQueryResult(J.QueryNo(txt(body, "QueryNo") or "Q"), result)
+        return E.IdentityQueryResult(E.QueryNo(txt(body, "QueryNo") or "Q"), result)
     if message_type == "CardIssuanceRequest":
-        return J.CardIssuanceResult(J.ApplicationNo(txt(body, "ApplicationNo") or "A"), result)
+        return E.CardIssuanceResult(E.ApplicationNo(txt(body, "ApplicationNo") or "A"), result)
     if message_type == "CardVerificationRequest":
-        return J.CardVerificationResult(J.VerificationNo(txt(body, "VerificationNo") or "V"), result,
-                                        J.Valid("false"))
+        return E.CardVerificationResult(E.VerificationNo(txt(body, "VerificationNo") or "V"), result,
+                                        E.Valid("false"))
     if message_type == "CardStatusChange":
-        return J.CardStatusResult(J.ChangeNo(txt(body, "ChangeNo") or "C"), result,
-                                  J.CardNo(txt(body, "CardNo") or "C00000000000"), J.Status("未処理"))
-    out = J.SymbolAcquisitionResult(J.RequestNo(txt(body, "RequestNo") or "R"), result)
+        return E.CardStatusResult(E.ChangeNo(txt(body, "ChangeNo") or "C"), result,
+                                  E.CardNo(txt(body, "CardNo") or "C00000000000"), E.Status("未処理"))
+    out = E.SymbolAcquisitionResult(E.RequestNo(txt(body, "RequestNo") or "R"), result)
     addressee_no = txt(body, "AddresseeNo")
     if addressee_no:
-        out.append(J.AddresseeNo(addressee_no))
+        out.append(E.AddresseeNo(addressee_no))
     return out
 
 
@@ -104,7 +103,7 @@ class CsSimulator(SimBase):
         src, typ = h.sender_actor, h.message_type
         if src == "juki":
             if typ == "IdentityNotice":
-                await self._relay(msg, ("pref", self.to("pref")[1]), arrow="5")
+                await self._relay(msg, self.to("pref"), arrow="5")
             elif typ in TO_PEER:
                 await self._relay(msg, ("peer", self._peer_destination(msg)), arrow="1")
             elif typ in TO_NATIONAL:
@@ -162,7 +161,7 @@ class CsSimulator(SimBase):
             })
 
     async def _ask(self, msg: Message, dest: tuple[str, str]) -> etree._Element:
-        """A sync request from the CS terminal or the addressee system: ask the upper tier, show its answer."""
+        """A sync request (CS terminal, addressee system): ask the upper tier, pass its answer on."""
         typ = msg.header.message_type
         res = await self.send(msg.tenant, dest, typ, deep(msg.body), correlation_id=corr(msg))
         st = self.state(msg.tenant)

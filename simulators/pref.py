@@ -112,15 +112,15 @@ class PrefSimulator(SimBase):
         if verdict == "refuse":
             st["refused"].append({"message_id": msg.header.message_id, "juminhyo_code": jc, "seq": seq,
                                   "expected": expected, "reason": reason})
-            raise Refusal("PREF-ORDER", f"本人確認情報通知 for 住民票コード {jc}: Change/Seq {seq} breaks the order "
-                                        f"of changes (expected {expected})")
+            raise Refusal("PREF-ORDER", f"本人確認情報通知 for 住民票コード {jc}: Change/Seq {seq} "
+                                        f"breaks the order of changes (expected {expected})")
         if verdict == "new":
             self._apply_notice(st, msg)
         self.register(msg.tenant, jc, txt(msg.body, "Identity/MyNumber"))
         return None
 
     def seed(self, tenant: str | None, kind: str, data: dict[str, Any]) -> None:
-        """kind "residents": known persons (xml) with an optional ``last_seq`` (int, or {住民票コード: int})."""
+        """kind "residents": known persons (xml), optional ``last_seq`` (int, or {住民票コード: int})."""
         fields = seed_fields(data)
         last = fields.get("last_seq", 0)
         st = self.state(tenant)
@@ -134,7 +134,7 @@ class PrefSimulator(SimBase):
 
     # --- for the national server --------------------------------------------------------------------------
     def identities(self, tenant: str | None) -> dict[str, dict[str, Any]]:
-        """Latest 本人確認情報 per current 住民票コード: {"identity": xml, "change": xml | None, "deleted": bool}."""
+        """Latest 本人確認情報 per current 住民票コード: {"identity", "change" (xml or None), "deleted"}."""
         out: dict[str, dict[str, Any]] = {}
         for jc, p in self.state(tenant)["persons"].items():
             if p["identity"] is None or p.get("changed_to"):

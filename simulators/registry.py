@@ -17,9 +17,9 @@ Conventions every simulator here follows (the gateway relies on them):
 - **Siblings.** Simulators created on one port find each other in process (:func:`sibling`): national reads
   the prefecture's and the peers' stores to answer queries; a peer hands its 転出証明書情報 to national, which
   delivers it on arrow 4 (the catalogue has no arrow from a peer to the SUT for that type).
-- **lgCodes of non-municipal actors** (:func:`lg_of`): the prefecture uses its 都道府県コード (first two digits
-  of the SUT's code + ``000`` + check digit); every other upper-tier or municipal-side actor uses the SUT's
-  code; peers use their own.
+- **lgCodes of non-municipal actors** (:func:`lg_of`): the prefecture uses its 都道府県コード (first two
+  digits of the SUT's code + ``000`` + check digit); every other upper-tier or municipal-side actor uses the
+  SUT's code; peers use their own.
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ import copy
 import hashlib
 import unicodedata
 import weakref
+from collections.abc import Callable
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import jaconv
 from lxml import etree
@@ -38,7 +39,7 @@ from lxml import etree
 from conformance.envelope import J
 from conformance.errors import Finding
 from conformance.identifiers import make_lg_code
-from conformance.xmlsafe import NS, parse, q
+from conformance.xmlsafe import parse, q
 from simulators.base import GatewayPort, Message, SendResult, Simulator
 
 if TYPE_CHECKING:
@@ -46,11 +47,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SIMULATORS",
+    "E",
     "Refusal",
     "SimBase",
     "child",
     "corr",
     "deep",
+    "from_xml",
     "identity_from_resident",
     "jdate_key",
     "kana_key",
@@ -61,10 +64,21 @@ __all__ = [
     "sibling",
     "stable_token",
     "to_xml",
-    "from_xml",
     "txt",
 ]
 
+class _TypedMaker:
+    """``conformance.envelope.J`` with a return type: ``E.Result(E.Status("accepted"))`` is an _Element."""
+
+    def __getattr__(self, tag: str) -> Callable[..., etree._Element]:
+        return cast("Callable[..., etree._Element]", getattr(J, tag))
+
+    def __call__(self, tag: str, *content: Any) -> etree._Element:
+        made: etree._Element = J(tag, *content)
+        return made
+
+
+E = _TypedMaker()
 UPPER = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 HEX = "0123456789ABCDEF"
 
@@ -180,11 +194,11 @@ def from_xml(s: str | bytes | etree._Element) -> etree._Element:
 
 def result_el(status: str, code: str | None = None, detail: str | None = None) -> etree._Element:
     """A ResultType element: Status (accepted | refused | not-found | held), Code?, Detail?."""
-    r = J.Result(J.Status(status))
+    r = E.Result(E.Status(status))
     if code:
-        r.append(J.Code(code))
+        r.append(E.Code(code))
     if detail:
-        r.append(J.Detail(detail[:2000]))
+        r.append(E.Detail(detail[:2000]))
     return r
 
 
@@ -198,7 +212,7 @@ _IDENTITY_CHILDREN = ("JuminhyoCode", "MyNumber", "Name", "BirthDate", "Sex", "A
 
 def identity_from_resident(resident: etree._Element, tag: str = "Identity") -> etree._Element:
     """PersonIdentityType (本人確認情報) from a ResidentType or PersonIdentityType element."""
-    out = etree.Element(q(tag), nsmap={None: NS})
+    out = E(tag)
     for name in _IDENTITY_CHILDREN:
         c = resident.find(q(name))
         if c is not None:

@@ -219,7 +219,8 @@ class Outbox:
                 await asyncio.sleep(delay)
 
     def _backoff(self, attempts: int) -> float:
-        return min(self.cfg.retry_initial * (2 ** max(attempts - 1, 0)), self.cfg.retry_max)
+        delay: float = self.cfg.retry_initial * 2.0 ** max(attempts - 1, 0)
+        return min(delay, self.cfg.retry_max)
 
     def _envelope(self, msg: OutMessage) -> bytes:
         h = msg.header

@@ -44,7 +44,7 @@ class PlannedMove:
     """A notified move-out: destination (None = abroad), planned date and address, 届出年月日."""
 
     to_lg: str | None
-    date: JDate
+    when: JDate
     address: Address | None
     notified: date
 
@@ -53,7 +53,7 @@ class PlannedMove:
 class ConfirmedMove:
     """The move-in confirmed by the moving-in municipality's 転入通知 (kept beside the planned one)."""
 
-    date: JDate
+    when: JDate
     address: Address
     lg_code: str
     notice_no: str

@@ -1,0 +1,293 @@
+"""`juki-harness certify`: run the conformance suite against a SUT and write the evidence a reviewer trusts.
+
+With ``--sut reference`` the harness starts the reference SUT itself; with ``--sut URL`` it drives a vendor's
+SUT at that base URL (``{URL}/inbound``, ``{URL}/counter``), which must send to the gateway configured in
+``--config`` (default port 8700). Exit code 0 only when every scenario passes. The report directory gets
+``junit.xml`` and ``results.json`` (suite version and digest, harness version, coverage of the 30 functions
+and 22 routes, every expectation with its evidence); every 個人番号 is masked (``********1234``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import IO, Any
+from xml.sax.saxutils import escape, quoteattr
+
+from conformance import catalogue as catalogue_mod
+from conformance.checks import mask_my_numbers
+from conformance.engine import ScenarioResult
+from conformance.scenario import Scenario, Suite, load_suite
+
+__all__ = ["Harnessed", "add_parser", "certify", "harnessed", "junit_xml", "results_json", "run_suite"]
+
+
+def harness_version() -> str:
+    try:
+        return metadata.version("juki-harness")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+# ------------------------------------------------------------------------------------------- harness
+
+@dataclass(slots=True)
+class Harnessed:
+    """A started harness: the gateway URL and its control token (and the runtime, when we started it)."""
+
+    gateway_url: str
+    control_token: str
+    data_dir: Path
+    runtime: Any = None
+
+
+@asynccontextmanager
+async def harnessed(sut: str = "reference", config: str | Path | None = None, *,
+                    defects: Iterable[str] = (), data_dir: Path | None = None) -> AsyncIterator[Harnessed]:
+    """Start the gateway and simulators (and the reference SUT when ``sut`` is "reference")."""
+    from simulators.config import load_config
+    from simulators.runtime import Runtime
+
+    tmp = Path(tempfile.mkdtemp(prefix="juki-")) if data_dir is None else data_dir
+    try:
+        cfg = load_config(config, data_dir=tmp)
+        if sut == "reference":
+            cfg = cfg.with_ports(0) if config is None else cfg
+            rt = Runtime(cfg, with_reference_sut=True, reference_defects=defects)
+        else:
+            base = sut.rstrip("/")
+            cfg = cfg.with_sut(inbound_url=f"{base}/inbound", counter_url=f"{base}/counter")
+            rt = Runtime(cfg)
+        async with rt:
+            yield Harnessed(rt.gateway_url, cfg.gateway.tokens.control, tmp, rt)
+    finally:
+        if data_dir is None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def run_suite(scenarios: Sequence[Scenario], *, sut: str = "reference", config: str | Path | None = None,
+                    defects: Iterable[str] = (), concurrency: int = 8, run_seed: int | None = None,
+                    on_done: Callable[[ScenarioResult], None] | None = None, keep_trace: Path | None = None,
+                    ) -> list[ScenarioResult]:
+    """Start a harness, run ``scenarios`` through the engine, stop; results in the order given."""
+    import aiohttp
+
+    from conformance.engine import Engine, Harness
+
+    async with harnessed(sut, config, defects=defects) as h:
+        connector = aiohttp.TCPConnector(limit=max(16, concurrency * 4))
+        async with aiohttp.ClientSession(connector=connector) as session:
+            engine = Engine(Harness(session, h.gateway_url, h.control_token), concurrency=concurrency,
+                            run_seed=run_seed)
+            results = await engine.run_many(scenarios, on_done=on_done)
+        if keep_trace is not None:
+            trace = h.data_dir / "trace.sqlite"
+            if trace.is_file():
+                # a consistent copy while the writer is still open (WAL): SQLite's backup API
+                import sqlite3
+
+                keep_trace.parent.mkdir(parents=True, exist_ok=True)
+                src, dst = sqlite3.connect(trace), sqlite3.connect(keep_trace)
+                with dst:
+                    src.backup(dst)
+                src.close()
+                dst.close()
+    return results
+
+
+# -------------------------------------------------------------------------------------------- reports
+
+def coverage(results: Sequence[ScenarioResult], cat: catalogue_mod.Catalogue | None = None) -> dict[str, Any]:
+    """Scenarios (run, passed, positive, negative) per function and route; the counts covered."""
+    cat = cat or catalogue_mod.default()
+    funcs = {f: {"scenarios": 0, "passed": 0, "positive": 0, "negative": 0} for f in cat.functions}
+    routes = {r: {"scenarios": 0, "passed": 0, "walks": 0} for r in cat.routes}
+    for res in results:
+        s = res.scenario
+        for f in s.functions:
+            c = funcs[f]
+            c["scenarios"] += 1
+            c["passed"] += int(res.passed)
+            c[s.kind] += 1
+        r = routes[s.route]
+        r["scenarios"] += 1
+        r["passed"] += int(res.passed)
+        r["walks"] += int("walk" in s.tags)
+    return {"functions": funcs, "routes": routes,
+            "functions_covered": sum(1 for c in funcs.values() if c["scenarios"]),
+            "functions_total": len(funcs),
+            "routes_covered": sum(1 for c in routes.values() if c["scenarios"]), "routes_total": len(routes)}
+
+
+def results_json(results: Sequence[ScenarioResult], suite: Suite, *, sut: str, started: datetime,
+                 duration: float, run_seed: int | None = None) -> dict[str, Any]:
+    cat = catalogue_mod.default()
+    counts = {v: sum(1 for r in results if r.verdict == v) for v in ("pass", "fail", "error")}
+    out = {
+        "suite": {"version": suite.version, "digest": suite.digest, "scenarios_in_suite": len(suite.scenarios)},
+        "harness": {"version": harness_version(), "catalogue": cat.version,
+                    "counter_contract": cat.counter_contract_version},
+        "sut": sut, "run_seed": run_seed, "started": started.isoformat(), "duration": round(duration, 3),
+        "summary": {"total": len(results), "passed": counts["pass"], "failed": counts["fail"],
+                    "errors": counts["error"], "verdict": "pass" if counts["pass"] == len(results) else "fail"},
+        "coverage": coverage(results, cat),
+        "scenarios": [r.to_json() for r in results],
+    }
+    masked: dict[str, Any] = json.loads(mask_my_numbers(json.dumps(out, ensure_ascii=False)))
+    return masked
+
+
+def junit_xml(results: Sequence[ScenarioResult], *, name: str = "juki-harness", duration: float = 0.0) -> str:
+    """JUnit XML: one testsuite per route, one testcase per scenario (failures with their evidence)."""
+    by_route: dict[str, list[ScenarioResult]] = {}
+    for r in results:
+        by_route.setdefault(r.scenario.route, []).append(r)
+    fails = sum(1 for r in results if r.verdict == "fail")
+    errors = sum(1 for r in results if r.verdict == "error")
+    lines = ['<?xml version="1.0" encoding="UTF-8"?>',
+             f'<testsuites name={quoteattr(name)} tests="{len(results)}" failures="{fails}" errors="{errors}" '
+             f'time="{duration:.3f}">']
+    for route in sorted(by_route):
+        rs = by_route[route]
+        lines.append(f'  <testsuite name="{route}" tests="{len(rs)}" '
+                     f'failures="{sum(r.verdict == "fail" for r in rs)}" '
+                     f'errors="{sum(r.verdict == "error" for r in rs)}" '
+                     f'time="{sum(r.duration for r in rs):.3f}">')
+        for r in rs:
+            s = r.scenario
+            cls = f"{route}.{'_'.join(s.functions)}"
+            lines.append(f'    <testcase classname={quoteattr(cls)} name={quoteattr(f"{s.id} {s.title_en}")} '
+                         f'file={quoteattr(s.file)} line="{s.line or 0}" time="{r.duration:.3f}">')
+            if r.verdict != "pass":
+                tag = "failure" if r.verdict == "fail" else "error"
+                first = r.error or next((o.message for o in r.failures()), r.verdict)
+                lines.append(f"      <{tag} message={quoteattr(mask_my_numbers(first)[:500])}>"
+                             f"{escape(r.explain())}</{tag}>")
+            lines.append("    </testcase>")
+        lines.append("  </testsuite>")
+    lines.append("</testsuites>")
+    return "\n".join(lines) + "\n"
+
+
+def summary_lines(results: Sequence[ScenarioResult]) -> list[str]:
+    """Per route and per function: passed / run, and the failing scenarios."""
+    cat = catalogue_mod.default()
+    cov = coverage(results, cat)
+    out = ["", "Routes"]
+    for rid, c in cov["routes"].items():
+        if c["scenarios"]:
+            mark = "ok " if c["passed"] == c["scenarios"] else "NG "
+            out.append(f"  {mark}{rid} {cat.routes[rid].chain:<26} {c['passed']}/{c['scenarios']}")
+    out.append("Functions")
+    for fid, c in cov["functions"].items():
+        if c["scenarios"]:
+            mark = "ok " if c["passed"] == c["scenarios"] else "NG "
+            out.append(f"  {mark}{fid} {c['passed']}/{c['scenarios']} (+{c['positive']} −{c['negative']})  "
+                       f"{cat.functions[fid].ja}")
+    bad = [r for r in results if not r.passed]
+    if bad:
+        out.append("Failures")
+        for r in bad:
+            out.extend("  " + line for line in r.explain().splitlines())
+    total, passed = len(results), sum(r.passed for r in results)
+    out.append(f"\n{passed}/{total} scenarios passed; functions covered {cov['functions_covered']}/"
+               f"{cov['functions_total']}, routes {cov['routes_covered']}/{cov['routes_total']}")
+    return [mask_my_numbers(x) for x in out]
+
+
+class Progress:
+    """A plain progress line on stderr, rewritten in place (one line per result when not a terminal)."""
+
+    def __init__(self, total: int, stream: IO[str] | None = None, width: int = 30) -> None:
+        self.total, self.done, self.failed = total, 0, 0
+        self.stream = stream or sys.stderr
+        self.width = width
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.t0 = time.monotonic()
+
+    def __call__(self, res: ScenarioResult) -> None:
+        self.done += 1
+        self.failed += int(not res.passed)
+        n = int(self.width * self.done / max(1, self.total))
+        bar = "#" * n + "-" * (self.width - n)
+        line = (f"[{bar}] {self.done}/{self.total} {time.monotonic() - self.t0:5.1f}s "
+                f"{self.failed} failed  {res.scenario.id} {res.verdict.upper()}")
+        if self.tty:
+            self.stream.write("\r" + line.ljust(100)[:100])
+            if self.done == self.total:
+                self.stream.write("\n")
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+
+def _split(v: str | None) -> list[str] | None:
+    return [x.strip() for x in v.split(",") if x.strip()] if v else None
+
+
+async def certify(*, sut: str = "reference", config: str | None = None, routes: Sequence[str] | None = None,
+                  functions: Sequence[str] | None = None, ids: Sequence[str] | None = None,
+                  report_dir: Path = Path("juki-results"), concurrency: int = 8, run_seed: int | None = None,
+                  suite_dir: str | None = None, progress: bool = True, out: IO[str] | None = None) -> int:
+    """Run the (selected) suite and write the reports; returns the exit code."""
+    out = out or sys.stdout
+    suite = load_suite(suite_dir)
+    chosen = suite.select(routes, functions, ids)
+    if not chosen:
+        print("no scenario matches the selection", file=sys.stderr)
+        return 2
+    started = datetime.now(UTC)
+    t0 = time.monotonic()
+    bar = Progress(len(chosen)) if progress else None
+    report_dir.mkdir(parents=True, exist_ok=True)
+    import os
+
+    seed = run_seed if run_seed is not None else int.from_bytes(os.urandom(4), "big")
+    results = await run_suite(chosen, sut=sut, config=config, concurrency=concurrency, run_seed=seed,
+                              on_done=bar, keep_trace=report_dir / "trace.sqlite")
+    duration = time.monotonic() - t0
+    doc = results_json(results, suite, sut=sut, started=started, duration=duration, run_seed=seed)
+    (report_dir / "results.json").write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
+    (report_dir / "junit.xml").write_text(junit_xml(results, duration=duration), encoding="utf-8")
+    for line in summary_lines(results):
+        print(line, file=out)
+    print(f"reports: {report_dir / 'results.json'}, {report_dir / 'junit.xml'} ({duration:.1f} s)", file=out)
+    return 0 if all(r.passed for r in results) else 1
+
+
+def _cmd(args: argparse.Namespace) -> int:
+    return asyncio.run(certify(
+        sut=args.sut, config=args.config, routes=_split(args.routes), functions=_split(args.functions),
+        ids=_split(args.scenarios), report_dir=Path(args.report_dir), concurrency=args.concurrency,
+        run_seed=args.seed, suite_dir=args.suite, progress=not args.no_progress))
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``certify`` with the CLI."""
+    p = subparsers.add_parser("certify", help="run the conformance suite against a SUT; exit 0 only if all pass",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sut", default="reference", help="'reference' (started here) or the SUT's base URL")
+    p.add_argument("--config", help="harness config (TOML); for a vendor SUT its gateway port is the one "
+                                    "the SUT sends to")
+    p.add_argument("--routes", help="comma-separated route ids (R01,R06,...)")
+    p.add_argument("--functions", help="comma-separated function ids (F08,F09,...)")
+    p.add_argument("--scenarios", help="comma-separated scenario ids")
+    p.add_argument("--report-dir", default="juki-results", help="where junit.xml and results.json go")
+    p.add_argument("--concurrency", type=int, default=8, help="scenarios run at once (default 8)")
+    p.add_argument("--seed", type=int, default=None, help="run seed (fixtures); random by default")
+    p.add_argument("--suite", default=None, help="a scenario folder instead of the shipped suite")
+    p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    p.set_defaults(func=_cmd)

@@ -1,0 +1,205 @@
+"""`juki-harness serve`, `juki-harness trace` and `juki-harness bench`: run the harness, read its trace, measure it.
+
+Why here and not in the simulators package: ``conformance.cli`` discovers subcommands by module
+(``add_parsers``); the heavy imports (aiohttp server, simulators) happen only when a subcommand runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+DEFAULT_URL = "http://127.0.0.1:8700"
+
+
+# ------------------------------------------------------------------------------------------------ serve
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from simulators.config import load_config
+
+    logging.basicConfig(level=getattr(logging, args.log_level.upper()), format="%(levelname)s %(name)s: %(message)s")
+    cfg = load_config(args.config, data_dir=Path(args.data_dir) if args.data_dir else None, port=args.port)
+    return asyncio.run(_serve(cfg, args.with_reference_sut, args.json))
+
+
+async def _serve(cfg: Any, with_reference_sut: bool, as_json: bool) -> int:
+    from simulators.runtime import Runtime
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with Runtime(cfg, with_reference_sut=with_reference_sut) as rt:
+            info = rt.describe()
+            if as_json:
+                print(json.dumps(info, ensure_ascii=False), flush=True)
+            else:
+                print(f"juki-harness gateway  {info['gateway']}  (messages: POST {info['msg']})")
+                print(f"  trace     {info['trace']}   file {info['trace_file']}")
+                print(f"  control   {info['control']}   counter proxy {info['counter']}")
+                print(f"  SUT       inbound {info['sut_inbound']}   counter {info['sut_counter']}"
+                      + ("   (reference SUT)" if with_reference_sut else ""))
+                print(f"  simulated {', '.join(info['simulated']) or '-'}")
+                if info["real"]:
+                    print("  real      " + ", ".join(f"{a} at {u}" for a, u in info["real"].items()))
+                if info["missing_simulators"]:
+                    print(f"  missing   {', '.join(info['missing_simulators'])} (answered 503)")
+                print(f"  replayed  {info['replayed_records']} trace records; Ctrl-C stops", flush=True)
+            await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    print("stopped", file=sys.stderr)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ trace
+
+def _matches(rec: Any, args: argparse.Namespace) -> bool:
+    return ((args.tenant is None or rec.tenant == args.tenant) and (args.arrow is None or rec.arrow == args.arrow)
+            and (args.type is None or rec.message_type == args.type)
+            and (args.kind is None or rec.kind == args.kind) and rec.seq > args.since)
+
+
+def _print(rec: Any, as_json: bool) -> None:
+    from simulators.trace import format_record, record_to_json
+
+    if as_json:
+        print(json.dumps(record_to_json(rec), ensure_ascii=False), flush=True)
+    else:
+        print(format_record(rec), flush=True)
+
+
+def _verdict(res: Any, as_json: bool, where: str) -> int:
+    if as_json:
+        print(json.dumps(res.to_json()))
+    elif res.ok:
+        print(f"{where}: chain OK, {res.count} records")
+    else:
+        print(f"{where}: chain BROKEN at seq {res.first_bad_seq}: {res.reason}")
+    return 0 if res.ok else 1
+
+
+def _cmd_trace(args: argparse.Namespace) -> int:
+    if args.db:
+        return _trace_db(args)
+    return asyncio.run(_trace_http(args))
+
+
+def _trace_db(args: argparse.Namespace) -> int:
+    from conformance.errors import fail
+    from simulators.trace import read_records, verify_records
+
+    path = Path(args.db)
+    if not path.is_file():
+        raise fail("GW-TRACE-FILE", f"{path}: no such trace file")
+    records = read_records(path)
+    if args.verify:
+        return _verdict(verify_records(records), args.json, str(path))
+    if args.follow:
+        raise fail("GW-TRACE-FOLLOW", "--follow needs --url (a running gateway), not --db")
+    for rec in records:
+        if _matches(rec, args):
+            _print(rec, args.json)
+    return 0
+
+
+async def _trace_http(args: argparse.Namespace) -> int:
+    import aiohttp
+
+    from conformance.errors import fail
+    from simulators.trace import VerifyResult, record_from_json
+
+    base = args.url.rstrip("/")
+    headers = {"Authorization": f"Bearer {args.token}"}
+    params = {k: str(v) for k, v in (("tenant", args.tenant), ("arrow", args.arrow), ("type", args.type),
+                                     ("kind", args.kind), ("since", args.since)) if v is not None}
+    try:
+        async with aiohttp.ClientSession(headers=headers) as http:
+            if args.verify:
+                async with http.get(f"{base}/trace/verify") as r:
+                    if r.status != 200:
+                        raise fail("GW-TRACE-HTTP", f"{base}/trace/verify answered HTTP {r.status}")
+                    obj = await r.json()
+                return _verdict(VerifyResult(obj["ok"], obj["count"], obj.get("first_bad_seq"), obj.get("reason")),
+                                args.json, base)
+            if args.follow:
+                timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
+                async with http.get(f"{base}/trace/stream", params=params, timeout=timeout) as r:
+                    if r.status != 200:
+                        raise fail("GW-TRACE-HTTP", f"{base}/trace/stream answered HTTP {r.status}")
+                    async for line in r.content:
+                        if line.strip():
+                            _print(record_from_json(json.loads(line)), args.json)
+                return 0
+            since = args.since
+            while True:
+                async with http.get(f"{base}/trace/", params={**params, "since": str(since)}) as r:
+                    if r.status != 200:
+                        raise fail("GW-TRACE-HTTP", f"{base}/trace answered HTTP {r.status}: {await r.text()}")
+                    obj = await r.json()
+                for o in obj["records"]:
+                    _print(record_from_json(o), args.json)
+                if obj.get("next_since") is None:
+                    return 0
+                since = int(obj["next_since"])
+    except aiohttp.ClientConnectionError as e:
+        raise fail("GW-TRACE-HTTP", f"cannot reach {base}: {e}") from None
+
+
+# ------------------------------------------------------------------------------------------------ bench
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from simulators.bench import run_gateway_bench
+
+    result = run_gateway_bench(messages=args.messages, concurrency=args.concurrency, runs=args.runs,
+                               pin=not args.no_pin, profile=args.profile, tenants=args.tenants)
+    print(json.dumps(result, ensure_ascii=False))
+    return 0
+
+
+# -------------------------------------------------------------------------------------------- register
+
+def add_parsers(subparsers: Any) -> None:
+    """Register serve, trace and bench with ``conformance.cli``."""
+    s = subparsers.add_parser("serve", help="start the gateway with every simulated actor (and optionally "
+                                            "the reference SUT)")
+    s.add_argument("--config", help="TOML config (config/default.toml documents every key)")
+    s.add_argument("--with-reference-sut", action="store_true", help="also start the reference SUT")
+    s.add_argument("--port", type=int, help="gateway port (overrides the config; 0 = any free port)")
+    s.add_argument("--data-dir", help="where trace.sqlite lives (overrides the config)")
+    s.add_argument("--json", action="store_true", help="print where everything listens as one JSON line")
+    s.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    s.set_defaults(func=_cmd_serve)
+
+    t = subparsers.add_parser("trace", help="read (or follow, or verify) the trace of a gateway")
+    src = t.add_mutually_exclusive_group()
+    src.add_argument("--url", default=DEFAULT_URL, help=f"a running gateway (default {DEFAULT_URL})")
+    src.add_argument("--db", help="a trace.sqlite file, read directly")
+    t.add_argument("--token", default="control-secret", help="the control token (for --url)")
+    t.add_argument("--tenant")
+    t.add_argument("--arrow", type=int)
+    t.add_argument("--type", help="message type")
+    t.add_argument("--kind", choices=["message", "response", "refused", "delivery", "event"])
+    t.add_argument("--since", type=int, default=0, help="only records after this seq")
+    t.add_argument("--follow", action="store_true", help="keep printing new records (needs --url)")
+    t.add_argument("--verify", action="store_true", help="check the hash chain; exit 1 naming the broken seq")
+    t.add_argument("--json", action="store_true", help="one JSON record per line")
+    t.set_defaults(func=_cmd_trace)
+
+    b = subparsers.add_parser("bench", help="benchmarks (gateway throughput and added latency)")
+    b.add_argument("what", choices=["gateway"])
+    b.add_argument("--messages", type=int, default=20_000)
+    b.add_argument("--concurrency", type=int, default=64)
+    b.add_argument("--runs", type=int, default=3)
+    b.add_argument("--tenants", type=int, default=16, help="tenants the bench residents are spread over")
+    b.add_argument("--no-pin", action="store_true", help="do not pin the gateway to one core")
+    b.add_argument("--profile", help="write a cProfile of the gateway process to this file")
+    b.set_defaults(func=_cmd_bench)
