@@ -405,27 +405,32 @@ class _Run:
         return replace(r, honseki=Honseki(place=f.p.honseki_place(m), lg_code=m.lg_code, head_of_family=head))
 
     async def _seed_residents(self) -> None:
-        """Record fixture persons in the SUT (職権記載) and seed them into peers or the national server."""
+        """Record fixture persons in the SUT (職権記載) first, then seed the simulators that must know them."""
+        for spec in self.sc.residents:
+            if "sut" in spec.into:
+                for j, r in enumerate(self.fixture[spec.name].members):
+                    await self._seed_into_sut(f"seed_{spec.name}_{j}", r)
         by_target: dict[tuple[str, str], list[Resident]] = {}
         for spec in self.sc.residents:
-            fp = self.fixture[spec.name]
+            members = self.fixture[spec.name].members
             for target in spec.into:
-                if target == "sut":
-                    for j, r in enumerate(fp.members):
-                        await self._seed_into_sut(f"seed_{spec.name}_{j}", r)
-                elif target.startswith("peer"):
-                    lg = self._municipality(target).lg_code
-                    by_target.setdefault(("peer", lg), []).extend(fp.members)
-                elif target == "national":
-                    by_target.setdefault(("national", self.sut_lg), []).extend(fp.members)
-                elif target == "card":
-                    for r in fp.members:
-                        await self.h.seed(self.tenant, {"actor": "card", "lg_code": self.sut_lg, "kind": "cards",
-                                                        "xml": _residents_doc([r]),
-                                                        "data": _card_data(r)})
+                if target in ("sut", "none"):
+                    continue
+                if target.startswith("peer"):
+                    by_target.setdefault(("peer", self._municipality(target).lg_code), []).extend(members)
+                else:
+                    by_target.setdefault((target, self.sut_lg), []).extend(members)
         for (actor, lg), members in by_target.items():
-            await self.h.seed(self.tenant, {"actor": actor, "lg_code": lg, "kind": "residents",
-                                            "xml": _residents_doc(members)})
+            body: dict[str, Any] = {"actor": actor, "lg_code": lg, "kind": "residents",
+                                    "xml": _residents_doc(members)}
+            if actor == "card":
+                body["kind"] = "cards"
+                body["data"] = {"cards": [_card_data(r) for r in members if r.card_no and r.card_serial]}
+            elif actor == "centre":
+                body = {"actor": "centre", "lg_code": lg, "kind": "cards", "data": {"cards": [
+                    {"cert_serial": r.card_serial, "identification_no": r.identification_no, "lg_code": lg}
+                    for r in members if r.card_serial and r.identification_no]}}
+            await self.h.seed(self.tenant, body)
         await self.settle()
         self.window = self.cursor
 
@@ -782,8 +787,7 @@ def _residents_doc(members: Iterable[Resident]) -> str:
 
 
 def _card_data(r: Resident) -> dict[str, Any]:
-    return {"juminhyo_code": r.juminhyo_code, "my_number": r.my_number, "card_no": r.card_no,
-            "cert_serial": r.card_serial, "identification_no": r.identification_no}
+    return {"juminhyo_code": r.juminhyo_code, "card_no": r.card_no, "cert_serial": r.card_serial}
 
 
 def _int(v: Any) -> int | None:

@@ -7,6 +7,8 @@ outright, so a billion-laughs or external-entity document never reaches entity p
 
 from __future__ import annotations
 
+import re
+
 from lxml import etree
 
 from conformance.errors import Finding, HarnessError
@@ -25,22 +27,26 @@ def _parser() -> etree.XMLParser:
 
 
 _PARSER = _parser()
+_ENCODING = re.compile(rb"\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
 
 
 def _refuse(code: str, message: str, line: int | None = None) -> HarnessError:
     return HarnessError([Finding(code=code, message=message, line=line)])
 
 
+_DEEPER: dict[int, etree.XPath] = {}
+
+
 def _depth_ok(root: etree._Element, limit: int) -> int | None:
-    """Return the line of the first element deeper than ``limit``, or None."""
-    stack = [(root, 1)]
-    while stack:
-        el, d = stack.pop()
-        if d > limit:
-            line = el.sourceline
-            return line if isinstance(line, int) else 0
-        stack.extend((c, d + 1) for c in el if isinstance(c.tag, str))
-    return None
+    """Return the line of the first element deeper than ``limit``, or None (one precompiled XPath)."""
+    xp = _DEEPER.get(limit)
+    if xp is None:
+        xp = _DEEPER[limit] = etree.XPath("/*" + "/*" * limit)
+    hits = xp(root)
+    if not hits:
+        return None
+    line = hits[0].sourceline  # type: ignore[index, union-attr]
+    return line if isinstance(line, int) else 0
 
 
 def parse(data: bytes | str, *, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH) -> etree._Element:
@@ -54,6 +60,10 @@ def parse(data: bytes | str, *, max_bytes: int = MAX_BYTES, max_depth: int = MAX
     # A DOCTYPE is the only way to declare entities or reach external DTDs: refuse it before parsing.
     if data[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in data[:64]:
         raise _refuse("XML-ENCODING", "only UTF-8 documents are accepted (UTF-16/32 or NUL bytes found)", 1)
+    decl = _ENCODING.match(data)
+    if decl and decl.group(1).lower() not in (b"utf-8", b"utf8"):
+        raise _refuse("XML-ENCODING", f"encoding {decl.group(1).decode('ascii', 'replace')!r} refused: "
+                      "only UTF-8 documents are accepted", 1)
     idx = data.upper().find(b"<!DOCTYPE")
     if idx >= 0:
         line = data[:idx].count(b"\n") + 1
@@ -65,6 +75,8 @@ def parse(data: bytes | str, *, max_bytes: int = MAX_BYTES, max_depth: int = MAX
         root = etree.fromstring(data, _PARSER)
     except etree.XMLSyntaxError as e:
         line = e.position[0] if e.position else None
+        if "depth" in (e.msg or "").lower():
+            raise _refuse("XML-DEPTH", f"elements are nested deeper than {max_depth} levels", line) from e
         raise _refuse("XML-SYNTAX", f"not well-formed XML: {e.msg}", line) from e
     if root is None:
         raise _refuse("XML-EMPTY", "the document has no root element")

@@ -200,7 +200,7 @@ def pretty_xml(payload: str | None, xpath: str | None = None) -> Markup:
     try:
         root = parse(payload)
     except HarnessError:
-        return Markup('<pre class="xml">') + escape(mask_text(payload)) + Markup("</pre>")
+        return Markup(f'<pre class="xml">{escape(mask_text(payload))}</pre>')
     out: list[tuple[str, bool]] = []
     _lines(root, 0, _marks(root, xpath), {}, out, False)
     body = "\n".join(f'<span class="hl">{line}</span>' if hl else line for line, hl in out)

@@ -99,7 +99,8 @@ def test_salted_hash_depends_on_salt_and_number() -> None:
 
 def test_redact_config_removes_secrets_by_key_name_and_masks_numbers() -> None:
     cfg = {
-        "token": "t0k", "api_key": "k", "tlsKey": "k2", "CLIENT-SECRET": "s", "password": "p", "passwords": ["a"],
+        "token": "t0k", "api_key": "k", "tlsKey": "k2", "CLIENT-SECRET": "s", "password": "p",
+        "passwords": ["a"],
         "db": {"user": "juki", "passwd": "x", "url": "sqlite:///trace.sqlite"}, "keys": ["a", "b"],
         "port": 8080, "note": f"resident {VALID}", "empty_token": None,
     }

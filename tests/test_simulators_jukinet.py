@@ -1,4 +1,4 @@
-"""市町村CS, 都道府県サーバ and 全国サーバ: relays, the order of 本人確認情報通知, queries, numbers, codes, 符号."""
+"""市町村CS, 都道府県サーバ, 全国サーバ: relays, order of 本人確認情報通知, queries, numbers, codes, 符号."""
 
 from __future__ import annotations
 
@@ -46,7 +46,8 @@ async def notify(port: FakePort, r: Resident, seq: int, code: str = "A04", prev:
 
 
 # --- CS relay and the prefecture's order check ----------------------------------------------------------
-async def test_identity_notice_is_relayed_on_5_with_the_original_id(port: FakePort, people: list[Resident]) -> None:
+async def test_identity_notice_is_relayed_on_5_with_the_original_id(port: FakePort,
+                                                                     people: list[Resident]) -> None:
     mid = await notify(port, people[0], 1)
     relayed = port.last("IdentityNotice")
     assert relayed.arrow == 5
@@ -56,22 +57,22 @@ async def test_identity_notice_is_relayed_on_5_with_the_original_id(port: FakePo
     assert persons[people[0].juminhyo_code]["last_seq"] == 1
 
 
-@pytest.mark.parametrize(("seqs", "refused"), [
-    ([1, 2, 3], []),
-    ([1, 3], [3]),
-    ([2], [2]),
-    ([1, 2, 2], [2]),
-    ([1, 1], [1]),
+@pytest.mark.parametrize(("seqs", "refused", "last"), [
+    ([1, 2, 3], [], 3),
+    ([1, 3], [3], 1),
+    ([2], [2], 0),
+    ([1, 2, 2], [2], 2),
+    ([1, 1], [1], 1),
+    ([1, 3, 2, 3], [3], 3),
 ])
 async def test_pref_refuses_notices_out_of_order(port: FakePort, people: list[Resident], seqs: list[int],
-                                                 refused: list[int]) -> None:
+                                                 refused: list[int], last: int) -> None:
     for s in seqs:
         await notify(port, people[0], s, "A04" if s == 1 else "M01")
     got = [int(txt(m.body, "Change/Seq") or 0) for m, r in port.refused if r.code == "PREF-ORDER"]
     assert got == refused
-    expected_last = max((s for s in seqs if s not in refused), default=0)
     persons = port.sims["pref"].snapshot(T)["persons"]
-    assert persons.get(people[0].juminhyo_code, {"last_seq": 0})["last_seq"] == expected_last
+    assert persons.get(people[0].juminhyo_code, {"last_seq": 0})["last_seq"] == last
 
 
 async def test_pref_accepts_the_same_message_again_and_a_restart_after_deletion(port: FakePort,
@@ -160,7 +161,8 @@ def generation_request(r: Resident, request_no: str, purpose: str = "新規指�
     return E.NumberGenerationRequest(E.RequestNo(request_no), E.Purpose(purpose), ident)
 
 
-async def test_number_to_designate_is_new_valid_and_correlated(port: FakePort, people: list[Resident]) -> None:
+async def test_number_to_designate_is_new_valid_and_correlated(port: FakePort,
+                                                                people: list[Resident]) -> None:
     r = people[0]
     res = await port.inject(JUKI, CS, "NumberGenerationRequest", generation_request(r, "R-1"), T)
     assert port.last("NumberGenerationRequest").arrow == 3
@@ -283,10 +285,12 @@ async def test_cs_refuses_a_notice_it_cannot_address(port: FakePort, people: lis
 
 async def test_card_traffic_goes_to_jlis_on_6(port: FakePort, people: list[Resident]) -> None:
     r = people[0]
+    ident = person_identity_el("X", r)
+    addr = ident.find("{*}Address")
+    assert addr is not None
+    addr.tag = "{urn:juki-harness:1}Destination"
     dest = E.NoticeDestination(E.RequestNo("N-1"), E.JuminhyoCode(r.juminhyo_code), E.MyNumber(r.my_number),
-                               person_identity_el("X", r).find("{*}Name"), jdate_el("BirthDate", r.birth_date),
-                               etree.fromstring(etree.tostring(person_identity_el("X", r).find("{*}Address"))))
-    dest[-1].tag = "{urn:juki-harness:1}Destination"
+                               ident.find("{*}Name"), jdate_el("BirthDate", r.birth_date), addr)
     await port.inject(JUKI, CS, "NoticeDestination", dest, T)
     assert port.last("NoticeDestination").arrow == 6
     assert r.juminhyo_code in port.sims["card"].snapshot(T)["destinations"]

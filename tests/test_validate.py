@@ -153,12 +153,12 @@ def test_rule_findings_in_a_schema_valid_message(validator: Validator) -> None:
     assert [(f.code, f.file) for f in checked.findings] == [("ID-MYNUMBER", "f.xml")]
 
 
-def test_non_utf8_document_is_scanned_after_decoding(validator: Validator) -> None:
-    # CP932's user-defined area (F040) is U+E000: the raw bytes hold no UTF-8 PUA sequence.
+def test_non_utf8_document_is_refused(validator: Validator) -> None:
+    # CP932's user-defined area (F040) would be U+E000 (PUA); the contract is UTF-8 only, so it never gets that far.
     body = b'<?xml version="1.0" encoding="CP932"?><ErrorReport xmlns="urn:juki-harness:1"><Finding>' \
            b"<Code>X</Code><Message>\xf0\x40</Message></Finding></ErrorReport>"
     checked = validator.check(body, allow_bare_body=True)
-    assert [f.code for f in checked.findings] == ["CHAR-PUA"]
+    assert [f.code for f in checked.findings] == ["XML-ENCODING"]
 
 
 def test_bare_body_needs_permission(validator: Validator) -> None:
