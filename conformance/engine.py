@@ -124,8 +124,9 @@ class Harness:
         return dict(data or {})
 
     async def add_fault(self, rule: Mapping[str, Any]) -> str:
-        _, data = await self._json("POST", "/control/faults", dict(rule))
-        fid = (data or {}).get("id")
+        _, data = await self._json("POST", "/control/faults/", dict(rule))
+        data = data or {}
+        fid = data.get("id") or (data.get("rule") or {}).get("id")
         if fid is None:
             raise HarnessHTTPError(f"POST /control/faults answered no id: {data}")
         return str(fid)
@@ -334,10 +335,10 @@ class _Run:
             clock = (await self.h.clock(self.tenant, {"set": sc.clock})).get("now", sc.clock)
         if clock:
             self._set_now(str(clock))
+        self._make_residents()
         self.values = {}
         for k, v in sc.values.items():
             self.values[k] = self.render(v)
-        self._make_residents()
         await self._seed_residents()
 
     def _set_now(self, iso: str) -> None:
@@ -372,10 +373,11 @@ class _Run:
             else:
                 members = f.household(spec.members, hard=hard)
             out = []
+            honseki = None if members[0].is_foreign else self._honseki(f, members[0], spec.honseki)
             for r in members:
                 r = self._card(f, r, spec.card)
                 if not r.is_foreign:
-                    r = self._honseki(f, r, spec.honseki)
+                    r = replace(r, honseki=honseki)
                 if spec.entries:
                     since = r.resident_since.western if r.resident_since and r.resident_since.western else today
                     r = replace(r, entries=tuple(IndividualEntry(kind=k, from_=since) for k in spec.entries))
@@ -392,9 +394,10 @@ class _Run:
             return r
         return replace(r, card_no=f.p.card_no(), card_serial=f.p.cert_serial())
 
-    def _honseki(self, f: ResidentFactory, r: Resident, where: str) -> Resident:
+    def _honseki(self, f: ResidentFactory, r: Resident, where: str) -> Honseki | None:
+        """One 本籍 for a household: here, in a peer, elsewhere (neither here nor a peer), or none."""
         if where == "none":
-            return replace(r, honseki=None)
+            return None
         if where == "elsewhere":
             m = f._elsewhere()
             while m.lg_code == self.sut_lg or any(p["lg_code"] == m.lg_code for p in self.peers):
@@ -402,7 +405,7 @@ class _Run:
         else:
             m = self._municipality("sut" if where == "here" else where)
         head = r.honseki.head_of_family if r.honseki else (r.name.kanji or r.name.display)
-        return replace(r, honseki=Honseki(place=f.p.honseki_place(m), lg_code=m.lg_code, head_of_family=head))
+        return Honseki(place=f.p.honseki_place(m), lg_code=m.lg_code, head_of_family=head)
 
     async def _seed_residents(self) -> None:
         """Record fixture persons in the SUT (職権記載) first, then seed the simulators that must know them."""
@@ -517,6 +520,8 @@ class _Run:
         elif st.action == "deliver_raw":
             raw = str(self.render(st.arg, xml=True))
             data = await self.h.deliver_raw(self.tenant, raw, self.render(st.params.get("token")))
+            if "status" not in data:
+                raise HarnessHTTPError(f"step {st.id}: deliver-raw failed: {data}")
             res = StepResult(st.id, st.action, status=_int(data.get("status")),
                              response=_bytes(data.get("body") or data.get("response")), data=_plain(data))
         elif st.action == "fault":
@@ -646,6 +651,10 @@ class _Run:
         req = {"actor": actor, "lg_code": lg, "to": to_actor, "to_lg": to_lg, "type": mtype, "body": body_text,
                "correlation_id": p.get("correlation_id"), "business_date": p.get("business_date"), "raw": raw}
         data = await self.h.send(self.tenant, req)
+        if "status" not in data:
+            raise HarnessHTTPError(f"step {st.id}: the control API did not send: "
+                                   + "; ".join(f"{f.get('code')}: {f.get('message')}"
+                                               for f in data.get("findings", [])))
         return StepResult(st.id, "send", status=_int(data.get("status")), message_id=data.get("message_id"),
                           response=_bytes(data.get("response")), data=_plain(data))
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance import catalogue as catalogue_mod
-from reports.evidence import EVIDENCE_NAME, build_evidence, write_evidence
+from reports.evidence import EVIDENCE_NAME, build_evidence, file_digest, write_evidence
 from reports.html import write_html
 from simulators.trace import TraceRecord
 
@@ -31,7 +31,8 @@ def write_reports(results: Mapping[str, Any],
     out_dir = Path(out_dir)
     cat = catalogue_mod.default()
     bundle = build_evidence(results, trace_records, config=config, seeds=seeds, clock_log=clock_log,
-                            keep_raw=keep_raw, catalogue_version=cat.version)
+                            keep_raw=keep_raw, catalogue_version=cat.version,
+                            catalogue_digest=file_digest(cat.source))
     evidence_path = write_evidence(bundle, out_dir / EVIDENCE_NAME)
     html_path = write_html(results, bundle, out_dir, lang=lang, catalogue=cat)
     return {"evidence": evidence_path, "html": html_path}

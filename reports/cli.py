@@ -12,11 +12,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from conformance import catalogue as catalogue_mod
 from conformance.errors import HarnessError, fail
 from reports.evidence import (
     EVIDENCE_NAME,
     build_evidence,
     bundle_path,
+    file_digest,
     load_bundle,
     verify_bundle,
     write_evidence,
@@ -51,7 +53,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
         bundle = load_bundle(evidence)
     else:  # certify kept the trace but wrote no bundle: build it now (no config or clock log to add)
         bundle = build_evidence(results, read_records(trace), config={},
-                                seeds={"run": results.get("run_seed")}, clock_log=[], keep_raw=args.keep_raw)
+                                seeds={"run": results.get("run_seed")}, clock_log=[], keep_raw=args.keep_raw,
+                                catalogue_digest=file_digest(catalogue_mod.default().source))
         write_evidence(bundle, evidence)
         print(mask_text(f"wrote {evidence} from {trace} (without config and clock log)"))
     out = Path(args.out) if args.out else d

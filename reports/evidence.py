@@ -12,7 +12,7 @@ stored field, the ORIGINAL ``payload_sha256`` and the trace's ``hash``/``prev_ha
 Shape (``FORMAT``)::
 
     {"format", "created_at", "versions": {format, harness_version, suite_version, suite_digest,
-     catalogue_version, sut, started_at, duration_s},
+     catalogue_version, catalogue_digest, sut, started_at, duration_s},
      "masking": {"mode": "masked" | "raw", "salt", "algorithm", "ja", "en"},
      "config", "seeds", "clock_log", "coverage",
      "records": [{...every TraceRecord field, payload as text..., "my_numbers": [{"last4", "salted_sha256"}],
@@ -33,13 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from conformance.errors import fail
-from reports.masking import find_my_number_spans, mask_obj, mask_text, new_salt, redact_config, salted_hash
+from reports.masking import mask_and_find, mask_obj, mask_text, new_salt, redact_config, salted_hash
 from simulators.trace import GENESIS, TraceRecord, record_from_json, record_to_json, verify_records
 
 FORMAT = "juki-harness-evidence/1"
 EVIDENCE_NAME = "evidence.json"
-VERSION_FIELDS = ("format", "harness_version", "suite_version", "suite_digest", "catalogue_version", "sut",
-                  "started_at", "duration_s")
+VERSION_FIELDS = ("format", "harness_version", "suite_version", "suite_digest", "catalogue_version",
+                  "catalogue_digest", "sut", "started_at", "duration_s")
 _FREE_TEXT = ("findings", "note")  # record fields that may quote a 個人番号 besides the payload
 
 NOTICE = {
@@ -101,6 +101,7 @@ def versions_of(results: Mapping[str, Any], catalogue_version: str | None = None
         "suite_digest": first(results.get("suite_digest"), _sub(results, "suite", "digest")),
         "catalogue_version": first(results.get("catalogue_version"), _sub(results, "harness", "catalogue"),
                                    catalogue_version),
+        "catalogue_digest": None,
         "sut": results.get("sut"),
         "started_at": first(results.get("started_at"), results.get("started")),
         "duration_s": first(results.get("duration_s"), results.get("duration")),
@@ -131,15 +132,14 @@ def _stored_record(rec: TraceRecord, salt: str | None) -> dict[str, Any]:
     if salt is None:  # keep_raw: exactly record_to_json, so record_from_json rebuilds the TraceRecord
         return d
     text = d["payload"] if d["payload"] is not None else rec.payload.decode("utf-8", errors="replace")
-    seen: dict[str, None] = {}
-    texts = [text, *(str(f.get("message", "")) for f in rec.findings), rec.note or ""]
-    for t in texts:
-        for hit in find_my_number_spans(t):
-            seen.setdefault(hit.digits)
+    masked, found = mask_and_find(text)
+    seen = dict.fromkeys(found)
+    for t in (*(str(f.get("message", "")) for f in rec.findings), rec.note or ""):
+        seen.update(dict.fromkeys(mask_and_find(t)[1]))
     out: dict[str, Any] = {}
     for k, v in d.items():
         if k == "payload":
-            out[k] = mask_text(text)
+            out[k] = masked
         elif k == "payload_base64":
             out["payload_encoding"] = "utf-8 (invalid bytes replaced)"
         elif k in _FREE_TEXT:
@@ -153,8 +153,11 @@ def _stored_record(rec: TraceRecord, salt: str | None) -> dict[str, Any]:
 def build_evidence(results: Mapping[str, Any], records: Iterable[TraceRecord | Mapping[str, Any]], *,
                    config: Mapping[str, Any] | None, seeds: Mapping[str, Any] | None,
                    clock_log: Sequence[Any], keep_raw: bool = False, salt: str | None = None,
-                   catalogue_version: str | None = None) -> dict[str, Any]:
-    """The bundle as a dict (see the module docstring); ``salt`` is drawn fresh unless given (tests)."""
+                   catalogue_version: str | None = None, catalogue_digest: str | None = None
+                   ) -> dict[str, Any]:
+    """The bundle as a dict (see the module docstring); ``salt`` is drawn fresh unless given (tests).
+
+    ``catalogue_digest``: sha256 of the route catalogue file the run used (``file_digest``)."""
     recs = [as_trace_record(r) for r in records]
     if not keep_raw and salt is None:
         salt = new_salt()
@@ -162,6 +165,7 @@ def build_evidence(results: Mapping[str, Any], records: Iterable[TraceRecord | M
     mask = _same if keep_raw else mask_obj
 
     versions = mask(versions_of(results, catalogue_version))
+    versions["catalogue_digest"] = catalogue_digest
     mode = "raw" if keep_raw else "masked"
     masking = {
         "mode": mode, "salt": use_salt,
@@ -213,6 +217,14 @@ def _digests(bundle: Mapping[str, Any]) -> dict[str, Any]:
     d["bundle"] = sha256_json({"versions": d["versions"], "verdicts": d["verdicts"], "context": d["context"],
                                "anchor": bundle["anchor"]})
     return d
+
+
+def file_digest(path: str | Path) -> str | None:
+    """``sha256:<hex>`` of a file, None if it cannot be read."""
+    try:
+        return "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def write_evidence(bundle: Mapping[str, Any], path: Path) -> Path:
@@ -315,8 +327,16 @@ def _check_records(records: Sequence[Any], anchor: Mapping[str, Any], mode: str,
 def verify_bundle(bundle: Mapping[str, Any], results: Mapping[str, Any] | None = None) -> BundleCheck:
     """Recompute the evidence chain, the trace links (and, raw, the trace chain), the verdicts and digests.
 
-    ``results``: the results.json beside the bundle, if any; its verdicts must equal the bundle's.
+    ``results``: the results.json beside the bundle, if any; its verdicts must equal the bundle's. A bundle
+    whose structure was damaged (a list where an object belongs ...) fails with a problem, never raises.
     """
+    try:
+        return _verify(bundle, results)
+    except (AttributeError, TypeError, KeyError, ValueError) as exc:
+        return BundleCheck(problems=[f"the bundle's structure is damaged: {exc!r}"])
+
+
+def _verify(bundle: Mapping[str, Any], results: Mapping[str, Any] | None) -> BundleCheck:
     mode = str((bundle.get("masking") or {}).get("mode", "masked"))
     records = bundle.get("records") or []
     verdicts = bundle.get("verdicts") or []

@@ -22,7 +22,7 @@ from markupsafe import Markup
 from conformance import catalogue as catalogue_mod
 from conformance.catalogue import Catalogue
 from conformance.errors import HarnessError
-from conformance.xmlsafe import NSMAP, parse
+from conformance.xmlsafe import NS, NSMAP, parse
 from reports import diagram
 from reports.masking import mask_text
 
@@ -31,7 +31,7 @@ REPORT_NAME = "report.html"
 LANGS = ("ja", "en")
 MAX_ARROW_MESSAGES = 200
 MAX_CLOCK_ROWS = 500
-MAX_EVIDENCE_ITEMS = 5  # pretty-printed messages per failed expectation
+MAX_EVIDENCE_ITEMS = 20  # evidence items shown per failed expectation
 
 LABELS: dict[str, dict[str, str]] = {
     "ja": {
@@ -64,6 +64,7 @@ LABELS: dict[str, dict[str, str]] = {
         "close": "閉じる", "expectations": "期待事項", "failed_expectations": "不合格の期待事項",
         "records": "トレース件数", "mode_masked": "マスク", "mode_raw": "生データ保持（--keep-raw）",
         "function_status": "機能別結果", "scenario_error": "シナリオのエラー",
+        "not_present": "この電文にありません", "highlighted": "強調表示は存在する最も深い部分",
     },
     "en": {
         "title": "Conformance report", "sut": "System under test", "harness": "Harness version",
@@ -94,7 +95,8 @@ LABELS: dict[str, dict[str, str]] = {
         "clock": "Virtual-clock log", "close": "close", "expectations": "expectations",
         "failed_expectations": "failed expectations", "records": "trace records", "mode_masked": "masked",
         "mode_raw": "raw kept (--keep-raw)", "function_status": "Functions",
-        "scenario_error": "Scenario error",
+        "scenario_error": "Scenario error", "not_present": "not present in this message",
+        "highlighted": "highlighted: the deepest part that exists",
     },
 }
 LINE_JA = {"manual": "破線", "system": "実線"}
@@ -122,15 +124,12 @@ class _Marks:
     elements: set[etree._Element] = field(default_factory=set)
     attributes: dict[etree._Element, set[str]] = field(default_factory=dict)
 
+    def __bool__(self) -> bool:
+        return bool(self.elements or self.attributes)
 
-def _marks(root: etree._Element, xpath: str | None) -> _Marks:
+
+def _collect(found: Any) -> _Marks:
     m = _Marks()
-    if not xpath:
-        return m
-    try:
-        found = root.getroottree().xpath(xpath, namespaces=NSMAP)
-    except (etree.XPathError, TypeError, ValueError):
-        return m
     for item in found if isinstance(found, list) else []:
         if isinstance(item, etree._Element):
             m.elements.add(item)
@@ -143,6 +142,99 @@ def _marks(root: etree._Element, xpath: str | None) -> _Marks:
             else:
                 m.elements.add(parent)
     return m
+
+
+def _marks(root: etree._Element, xpath: str | None) -> _Marks:
+    """What ``xpath`` selects. Checks write XPaths relative to the body root ("j:Result/j:Status"), so a
+    relative one is tried there first, then on the envelope and the document."""
+    if not xpath:
+        return _Marks()
+    contexts: list[Any] = []
+    if not xpath.startswith("/"):
+        body = root.find(f"{{{NS}}}Body")
+        if body is not None and len(body):
+            contexts.append(body[0])
+        contexts.append(root)
+    contexts.append(root.getroottree())
+    for ctx in contexts:
+        try:
+            m = _collect(ctx.xpath(xpath, namespaces=NSMAP))
+        except (etree.XPathError, TypeError, ValueError):
+            continue
+        if m:
+            return m
+    return _Marks()
+
+
+def _steps(xpath: str) -> list[str]:
+    """Location steps of a path, split on "/" outside predicates, parentheses and quotes."""
+    steps: list[str] = []
+    depth, quote, cur = 0, "", ""
+    for ch in xpath:
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "[(":
+            depth += 1
+        elif ch in "])":
+            depth -= 1
+        elif ch == "/" and depth == 0:
+            steps.append(cur)
+            cur = ""
+            continue
+        cur += ch
+    steps.append(cur)
+    return steps
+
+
+@dataclass(frozen=True, slots=True)
+class Located:
+    """Where an XPath points in a message: ``found`` = the whole path selects something; otherwise ``prefix``
+    is the longest leading part that does (where the missing node should have been)."""
+
+    marks: _Marks
+    found: bool
+    prefix: str | None
+    depth: int
+
+
+def locate(root: etree._Element, xpath: str) -> Located:
+    m = _marks(root, xpath)
+    steps = _steps(xpath)
+    if m:
+        return Located(m, True, None, len(steps) + 1)
+    for k in range(len(steps) - 1, 0, -1):
+        prefix = "/".join(steps[:k])
+        if prefix.strip("/") and (pm := _marks(root, prefix)):
+            return Located(pm, False, prefix, k)
+    return Located(_Marks(), False, None, 0)
+
+
+def missing(payload: str | None, xpaths: Sequence[str]) -> list[tuple[str, str | None]]:
+    """(xpath, deepest existing prefix or None) for each XPath that selects nothing in ``payload``."""
+    if not payload:
+        return []
+    try:
+        root = parse(payload)
+    except HarnessError:
+        return []
+    out: list[tuple[str, str | None]] = []
+    for xp in xpaths:
+        loc = locate(root, xp)
+        if not loc.found:
+            out.append((xp, loc.prefix))
+    return out
+
+
+def _depth(payload: str | None, xpath: str) -> int:
+    """How much of ``xpath`` a payload has (to pick the message an evidence item means)."""
+    if not payload:
+        return -1
+    try:
+        return locate(parse(payload), xpath).depth
+    except HarnessError:
+        return -1
 
 
 def _qname(el: etree._Element, name: str) -> str:
@@ -193,36 +285,65 @@ def _lines(el: etree._Element, depth: int, marks: _Marks, parent_ns: Mapping[str
     out.append((pad + close_tag, hl))
 
 
-def pretty_xml(payload: str | None, xpath: str | None = None) -> Markup:
-    """The message indented, values masked, the node(s) ``xpath`` selects highlighted (``<mark>``)."""
+def pretty_xml(payload: str | None, xpath: str | Sequence[str] | None = None) -> Markup:
+    """The message indented, values masked, the node(s) the XPath(s) select highlighted — or, where a path
+    selects nothing, the deepest part of it that exists."""
     if not payload:
         return Markup("")
     try:
         root = parse(payload)
     except HarnessError:
         return Markup(f'<pre class="xml">{escape(mask_text(payload))}</pre>')
+    marks = _Marks()
+    for xp in [xpath] if isinstance(xpath, str) else list(xpath or []):
+        got = locate(root, xp).marks
+        marks.elements |= got.elements
+        for el, names in got.attributes.items():
+            marks.attributes.setdefault(el, set()).update(names)
     out: list[tuple[str, bool]] = []
-    _lines(root, 0, _marks(root, xpath), {}, out, False)
+    _lines(root, 0, marks, {}, out, False)
     body = "\n".join(f'<span class="hl">{line}</span>' if hl else line for line, hl in out)
     return Markup(f'<pre class="xml">{body}</pre>')
 
 
 # -------------------------------------------------------------------------------------------- model
 
-def _records_by(evidence: Mapping[str, Any]) -> tuple[dict[int, dict[str, Any]], dict[str, dict[str, Any]],
-                                                       dict[int, list[dict[str, Any]]]]:
-    by_seq: dict[int, dict[str, Any]] = {}
-    by_id: dict[str, dict[str, Any]] = {}
-    by_arrow: dict[int, list[dict[str, Any]]] = {}
-    for r in evidence.get("records") or []:
-        if isinstance(r.get("seq"), int):
-            by_seq[r["seq"]] = r
-        mid = r.get("message_id")
-        if mid and (mid not in by_id or r.get("kind") == "message"):
-            by_id.setdefault(mid, r)
-        if isinstance(r.get("arrow"), int):
-            by_arrow.setdefault(r["arrow"], []).append(r)
-    return by_seq, by_id, by_arrow
+@dataclass(slots=True)
+class _Index:
+    """The bundle's records by seq, message id, correlation id and arrow."""
+
+    by_seq: dict[int, dict[str, Any]] = field(default_factory=dict)
+    by_id: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    by_corr: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    by_arrow: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, evidence: Mapping[str, Any]) -> _Index:
+        ix = cls()
+        for r in evidence.get("records") or []:
+            if isinstance(r.get("seq"), int):
+                ix.by_seq[r["seq"]] = r
+            if r.get("message_id"):
+                ix.by_id.setdefault(str(r["message_id"]), []).append(r)
+            if r.get("correlation_id"):
+                ix.by_corr.setdefault(str(r["correlation_id"]), []).append(r)
+            if isinstance(r.get("arrow"), int):
+                ix.by_arrow.setdefault(r["arrow"], []).append(r)
+        return ix
+
+    def pick(self, ev: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The message an evidence item points at: its seq; else, of the records carrying its message id
+        (or answering it), the one that has most of its XPath (the first of equals)."""
+        seq = _int(ev.get("seq"))
+        if seq is not None and seq in self.by_seq:
+            return self.by_seq[seq]
+        mid = str(ev.get("message_id") or "")
+        candidates = [*self.by_id.get(mid, []), *self.by_corr.get(mid, [])]
+        xpath = ev.get("xpath")
+        if xpath and len(candidates) > 1:
+            depth = {id(r): _depth(r.get("payload"), str(xpath)) for r in candidates}
+            return max(candidates, key=lambda r: depth[id(r)])  # max keeps the first of equals
+        return candidates[0] if candidates else None
 
 
 def _evs(e: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -255,7 +376,7 @@ def build_model(results: Mapping[str, Any], evidence: Mapping[str, Any], cat: Ca
                 ) -> dict[str, Any]:
     """Everything the template needs, computed once."""
     scenarios = [dict(s) for s in results.get("scenarios") or []]
-    by_seq, by_id, by_arrow = _records_by(evidence)
+    ix = _Index.of(evidence)
     tenant_arrows: dict[str, set[int]] = {}
     for r in evidence.get("records") or []:
         if r.get("tenant") and isinstance(r.get("arrow"), int):
@@ -267,7 +388,8 @@ def build_model(results: Mapping[str, Any], evidence: Mapping[str, Any], cat: Ca
     for s in scenarios:
         s["verdict"] = verdict_of(s.get("verdict"))
         route = cat.routes.get(str(s.get("route") or ""))
-        arrows = set(route.arrows) if route else set()
+        route_arrows = set(route.arrows) if route else set()
+        arrows = set(route_arrows)
         if s.get("tenant"):
             arrows |= tenant_arrows.get(str(s["tenant"]), set())
         exps = [dict(e) for e in s.get("expectations") or []]
@@ -281,17 +403,28 @@ def build_model(results: Mapping[str, Any], evidence: Mapping[str, Any], cat: Ca
                 continue
             failed_arrows |= e_arrows
             attributed = attributed or bool(e_arrows)
-            items = []
+            items: list[dict[str, Any]] = []
+            messages: dict[int, dict[str, Any]] = {}  # each message once, every XPath on it highlighted
             for ev in evs[:MAX_EVIDENCE_ITEMS]:
-                rec = by_seq.get(_int(ev.get("seq")) or -1) or by_id.get(str(ev.get("message_id") or ""))
-                items.append({"ev": ev, "record": rec, "expected": _shown(ev.get("expected")),
-                              "actual": _shown(ev.get("actual")),
-                              "xml": pretty_xml(rec.get("payload") if rec else None, ev.get("xpath"))})
-            failures.append({"scenario": s, "exp": e, "items": items, "more": max(0, len(evs) - len(items))})
+                rec = ix.pick(ev)
+                expected, actual = _shown(ev.get("expected")), _shown(ev.get("actual"))
+                items.append({"ev": ev, "record": rec, "expected": expected, "actual": actual,
+                              "same": expected == actual and ev.get("expected") is not None})
+                if rec is not None:
+                    msg = messages.setdefault(id(rec), {"record": rec, "xpaths": []})
+                    if ev.get("xpath") and not items[-1]["same"]:
+                        msg["xpaths"].append(str(ev["xpath"]))
+            for msg in messages.values():
+                msg["xml"] = pretty_xml(msg["record"].get("payload"), msg["xpaths"])
+                msg["missing"] = missing(msg["record"].get("payload"), msg["xpaths"])
+            failures.append({"scenario": s, "exp": e, "items": items, "messages": list(messages.values()),
+                             "more": max(0, len(evs) - len(items))})
         if s["verdict"] != "pass" and not attributed:
-            failed_arrows |= arrows  # cannot tell which arrow: every arrow it touched is suspect
+            # no failing evidence names an arrow: the route's arrows are suspect (not the tenant's incidental
+            # traffic, such as records copied to the addressee system on every change)
+            failed_arrows |= route_arrows
             if not any(e["verdict"] != "pass" for e in exps):
-                failures.append({"scenario": s, "exp": None, "items": [], "more": 0})
+                failures.append({"scenario": s, "exp": None, "items": [], "messages": [], "more": 0})
         s["expectations"] = exps
         s["arrows"] = sorted(arrows)
         s["failed_count"] = sum(e["verdict"] != "pass" for e in exps)
@@ -309,7 +442,7 @@ def build_model(results: Mapping[str, Any], evidence: Mapping[str, Any], cat: Ca
 
     arrow_rows = []
     for n, a in cat.arrows.items():
-        recs = by_arrow.get(n, [])
+        recs = ix.by_arrow.get(n, [])
         arrow_rows.append({
             "n": n, "a": a, "status": arrow_status[n] if a.in_route else "unused",
             "scenarios": arrow_scen[n], "records": recs[:MAX_ARROW_MESSAGES],
@@ -371,7 +504,7 @@ def environment() -> jinja2.Environment:
     env.filters["name"] = _name
     env.filters["sut"] = _sut
     env.filters["pick_lang"] = _title
-    env.filters["json"] = lambda v: _shown(v)
+    env.filters["json"] = _shown
     return env
 
 

@@ -52,6 +52,7 @@ __all__ = [
     "MASK",
     "MyNumberHit",
     "find_my_number_spans",
+    "mask_and_find",
     "mask_obj",
     "mask_text",
     "new_salt",
@@ -69,6 +70,7 @@ _SEP = " \t\u00a0\u3000\\-\u2010-\u2015\u2212\uff0d\uff70\u30fc"
 # a rule may miss an edge case, a mask must not leak.
 _CHAIN = re.compile(rf"(?<![{_ALNUM}])[{_DIGIT}]+(?:[{_SEP}]{{1,3}}[{_DIGIT}]+)*(?![{_ALNUM}])")
 _GROUP = re.compile(rf"[{_DIGIT}]+")
+_NOT_DIGIT = re.compile(rf"[^{_DIGIT}]+")
 _TO_ASCII = str.maketrans("０１２３４５６７８９", "0123456789")
 _QUICK = re.compile(rf"[{_DIGIT}]")
 
@@ -84,16 +86,22 @@ class MyNumberHit:
 
 def _hits(text: str) -> Iterator[MyNumberHit]:
     for m in _CHAIN.finditer(text):
-        groups = list(_GROUP.finditer(m.group()))
-        joined = "".join(g.group() for g in groups).translate(_TO_ASCII)
-        if len(joined) == 12:
-            if is_valid_my_number(joined):
-                yield MyNumberHit(m.start(), m.end(), joined)
+        chain = m.group()
+        if len(chain) < 12:  # dates, short codes: cannot hold 12 digits
             continue
-        for g in groups:
-            digits = g.group().translate(_TO_ASCII)
-            if len(digits) == 12 and is_valid_my_number(digits):
-                yield MyNumberHit(m.start() + g.start(), m.start() + g.end(), digits)
+        joined = _NOT_DIGIT.sub("", chain)
+        if len(joined) < 12:  # a phone number, a postcode
+            continue
+        if len(joined) == 12:
+            digits = joined.translate(_TO_ASCII)
+            if is_valid_my_number(digits):
+                yield MyNumberHit(m.start(), m.end(), digits)
+            continue
+        for g in _GROUP.finditer(chain):
+            if g.end() - g.start() == 12:
+                digits = g.group().translate(_TO_ASCII)
+                if is_valid_my_number(digits):
+                    yield MyNumberHit(m.start() + g.start(), m.start() + g.end(), digits)
 
 
 def find_my_number_spans(text: str) -> list[MyNumberHit]:
@@ -103,21 +111,25 @@ def find_my_number_spans(text: str) -> list[MyNumberHit]:
     return list(_hits(text))
 
 
-def mask_text(text: str) -> str:
-    """``text`` with every valid 個人番号 replaced by ``********`` and its last four digits as written."""
+def mask_and_find(text: str) -> tuple[str, list[str]]:
+    """``mask_text(text)`` and the 12 ASCII digits of each 個人番号 it hid, in one scan."""
     hits = find_my_number_spans(text)
     if not hits:
-        return text
+        return text, []
     out: list[str] = []
     pos = 0
     for h in hits:
-        written = text[h.start:h.end]
-        last4 = "".join(_GROUP.findall(written))[-4:]
+        last4 = _NOT_DIGIT.sub("", text[h.start:h.end])[-4:]
         out.append(text[pos:h.start])
         out.append(MASK + last4)
         pos = h.end
     out.append(text[pos:])
-    return "".join(out)
+    return "".join(out), [h.digits for h in hits]
+
+
+def mask_text(text: str) -> str:
+    """``text`` with every valid 個人番号 replaced by ``********`` and its last four digits as written."""
+    return mask_and_find(text)[0]
 
 
 def mask_obj(obj: Any) -> Any:

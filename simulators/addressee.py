@@ -153,7 +153,7 @@ class AddresseeSimulator(SimBase):
         else:
             notice = E.SymbolAcquisitionNotice(E.RequestNo(request_no), E.JuminhyoCode(jc), E.AddresseeNo(no),
                                                E.Requestor("情報提供ネットワークシステム"))
-            res = await self.send(t, self.to("cs"), "SymbolAcquisitionNotice", notice,
+            res = await self.ask(t, self.to("cs"), "SymbolAcquisitionNotice", notice,
                                   correlation_id=corr(msg))
             got = res.response.body if res.ok and res.response is not None else None
             if got is not None and etree.QName(got).localname == "SymbolAcquisitionResult":

@@ -139,7 +139,7 @@ class CentreSimulator(SimBase):
             request = child(body, "Request")
             if request is not None:
                 relay.append(deep(request))
-            res = await self.send(t, ("certserver", checked["lg_code"]), "RelayedCertificateRequest", relay,
+            res = await self.ask(t, ("certserver", checked["lg_code"]), "RelayedCertificateRequest", relay,
                                   correlation_id=corr(msg))
             issued = res.response.body if res.ok and res.response is not None else None
             if issued is None or etree.QName(issued).localname != "IssuedCertificate":

@@ -197,7 +197,7 @@ class CertServerSimulator(SimBase):
         ask = E.CertificateDataRequest(E.RequestNo(request_no), E.IdentificationNo(idno))
         if request is not None:
             ask.append(deep(request))
-        res = await self.send(t, ("juki", self.port.sut_lg), "CertificateDataRequest", ask,
+        res = await self.ask(t, ("juki", self.port.sut_lg), "CertificateDataRequest", ask,
                               correlation_id=corr(msg))
         data = res.response.body if res.ok and res.response is not None else None
         if data is None or etree.QName(data).localname != "CertificateData":

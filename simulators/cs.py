@@ -3,8 +3,9 @@
 Why a relay and not a shortcut: every hop of a route must appear on its own arrow in the trace (8→5, 8→1,
 8→3, 13→3→4→14, 7→3, 4→9, 2→9 …), so the judge can check each hop. Relays keep the correlation id (the
 relayed message's CorrelationId is the original's CorrelationId, else its MessageId), so an answer that comes
-back through several hops still points at the message the SUT sent. Async relays on one arrow leave in the
-order they arrived (a FIFO lock per tenant and arrow): the order of one person's changes must survive the CS.
+back through several hops still points at the message the SUT sent (sync hops: see ``SimBase.ask``). Async
+relays on one arrow leave in the order they arrived (a FIFO lock per tenant and arrow): the order of one
+person's changes must survive the CS.
 
 Where a message from the SUT to another municipality goes: the envelope's Receiver when it names a peer
 (``Receiver@actor="peer"`` or a Receiver lgCode other than the SUT's), else the body (転入通知 →
@@ -163,7 +164,7 @@ class CsSimulator(SimBase):
     async def _ask(self, msg: Message, dest: tuple[str, str]) -> etree._Element:
         """A sync request (CS terminal, addressee system): ask the upper tier, pass its answer on."""
         typ = msg.header.message_type
-        res = await self.send(msg.tenant, dest, typ, deep(msg.body), correlation_id=corr(msg))
+        res = await self.ask(msg.tenant, dest, typ, deep(msg.body), correlation_id=corr(msg))
         st = self.state(msg.tenant)
         st["relayed"][typ] = st["relayed"].get(typ, 0) + 1
         expected = _RESPONSE_ROOT[typ]

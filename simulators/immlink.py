@@ -39,7 +39,7 @@ class ImmLinkSimulator(SimBase):
         if msg.header.message_type != "MunicipalNotice":
             return None
         t = msg.tenant
-        res = await self.send(t, self.to("immigration"), "MunicipalNotice", deep(msg.body),
+        res = await self.ask(t, self.to("immigration"), "MunicipalNotice", deep(msg.body),
                               correlation_id=corr(msg))
         got = res.response.body if res.ok and res.response is not None else None
         if got is not None and etree.QName(got).localname == "MunicipalNoticeResult":

@@ -15,7 +15,7 @@ from lxml import etree
 from conformance.envelope import new_id
 from conformance.rules import find_my_numbers
 from simulators.base import Message, SendResult
-from simulators.registry import E, SimBase, child, jdate_key, to_xml, txt
+from simulators.registry import E, SimBase, child, jdate_key, remember, to_xml, txt
 
 
 class IntermediateSimulator(SimBase):
@@ -36,9 +36,8 @@ class IntermediateSimulator(SimBase):
     def apply(self, msg: Message, direction: str) -> None:
         st = self.state(msg.tenant)
         mid = msg.header.message_id
-        if mid in st["seen"]:
+        if not remember(st["seen"], mid):
             return
-        st["seen"][mid] = 1
         typ, body = msg.header.message_type, msg.body
         if direction == "out" and typ == "SymbolRequest":
             st["requests"][txt(body, "RequestNo") or mid] = {

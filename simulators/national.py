@@ -32,6 +32,7 @@ from simulators.registry import (
     corr,
     deep,
     identity_from_resident,
+    identity_keys,
     jdate_key,
     kana_key,
     residents_in,
@@ -52,6 +53,13 @@ def _el(xml: str) -> etree._Element:
     return parse(xml)
 
 
+def _keys(entry: dict[str, Any]) -> dict[str, Any]:
+    """The search keys of a store entry (computed from its XML when a store did not keep them)."""
+    if "my_number" in entry and "kana" in entry:
+        return entry
+    return identity_keys(_el(entry["identity"]))
+
+
 class NationalSimulator(SimBase):
     """全国サーバ."""
 
@@ -59,7 +67,7 @@ class NationalSimulator(SimBase):
 
     def new_state(self) -> dict[str, Any]:
         return {
-            "identities": {},  # seeded: 住民票コード -> PersonIdentityType xml
+            "identities": {},  # seeded: 住民票コード -> {"identity": xml, and its search keys}
             "issued": {},  # 個人番号 handed out -> request key
             "requests": {},  # "RequestNo|JuminhyoCode" -> {"juminhyo_code", "purpose", "my_number"}
             "code_requests": {},  # RequestNo -> {"old", "new", "status"}
@@ -73,7 +81,7 @@ class NationalSimulator(SimBase):
     def _sources(self, tenant: str | None) -> list[dict[str, dict[str, Any]]]:
         """Stores from the weakest to the strongest: seeds, peers, prefecture."""
         st = self.state(tenant)
-        seeded = {jc: {"identity": x, "change": None, "deleted": False} for jc, x in st["identities"].items()}
+        seeded = {jc: {"change": None, "deleted": False, **e} for jc, e in st["identities"].items()}
         out: list[dict[str, dict[str, Any]]] = [seeded]
         peer = sibling(self.port, "peer")
         if peer is not None and hasattr(peer, "identities"):
@@ -95,7 +103,7 @@ class NationalSimulator(SimBase):
                 jc_el = child(ident, "JuminhyoCode")
                 if jc_el is not None:
                     jc_el.text = new
-                merged[new] = {**entry, "identity": to_xml(ident)}
+                merged[new] = {**entry, "identity": to_xml(ident), **identity_keys(ident)}
             merged.pop(old, None)
         return merged
 
@@ -111,7 +119,7 @@ class NationalSimulator(SimBase):
         st = self.state(tenant)
         out = set(st["issued"])
         for entry in self.view(tenant).values():
-            n = txt(_el(entry["identity"]), "MyNumber")
+            n = _keys(entry)["my_number"]
             if n:
                 out.add(n)
         return out
@@ -135,16 +143,14 @@ class NationalSimulator(SimBase):
             entry = view.get(self._current_code(tenant, jc))
             hits = [entry] if entry else []
         elif number:
-            hits = [e for e in view.values() if txt(_el(e["identity"]), "MyNumber") == number]
+            hits = [e for e in view.values() if _keys(e)["my_number"] == number]
         elif attrs is not None:
             kana = kana_key(txt(attrs, "NameKana"))
             birth = jdate_key(child(attrs, "BirthDate"))
             sex = txt(attrs, "Sex")
             for e in view.values():
-                ident = _el(e["identity"])
-                names = {kana_key(txt(ident, "Name/Kana")), kana_key(txt(ident, "Name/TsushoKana"))}
-                if kana and kana in names and jdate_key(child(ident, "BirthDate")) == birth \
-                        and (not sex or txt(ident, "Sex") == sex):
+                k = _keys(e)
+                if kana and kana in k["kana"] and k["birth"] == birth and (not sex or k["sex"] == sex):
                     hits.append(e)
         self.state(tenant)["queries"] += 1
         out = E.IdentityQueryResult(E.QueryNo(txt(body, "QueryNo") or "Q"))
@@ -298,7 +304,8 @@ class NationalSimulator(SimBase):
         fields = seed_fields(data)
         for r in residents_in(data):
             jc = txt(r, "JuminhyoCode") or ""
-            st["identities"][jc] = to_xml(identity_from_resident(r))
+            ident = identity_from_resident(r)
+            st["identities"][jc] = {"identity": to_xml(ident), **identity_keys(ident)}
             self.register(tenant, jc, txt(r, "MyNumber"))
         for n in fields.get("numbers", []) if kind == "issued" else []:
             st["issued"][str(n)] = "seeded"

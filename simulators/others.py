@@ -11,7 +11,7 @@ from lxml import etree
 
 from conformance.xmlsafe import q
 from simulators.base import Message
-from simulators.registry import SimBase, child, txt
+from simulators.registry import SimBase, capped, child, remember, txt
 
 
 class OthersSimulator(SimBase):
@@ -27,17 +27,16 @@ class OthersSimulator(SimBase):
             return
         st = self.state(msg.tenant)
         mid = msg.header.message_id
-        if mid in st["seen"]:
+        if not remember(st["seen"], mid):
             return
-        st["seen"][mid] = 1
         body = msg.body
         reason = child(body, "Change/Reason")
-        st["targets"].setdefault(txt(body, "Target") or "?", []).append({
+        capped(st["targets"].setdefault(txt(body, "Target") or "?", []), {
             "transfer_no": txt(body, "TransferNo"), "juminhyo_code": txt(body, "Resident/JuminhyoCode"),
             "reason": reason.get("code") if reason is not None else None, "seq": txt(body, "Change/Seq"),
             "has_my_number": child(body, "Resident/MyNumber") is not None, "message_id": mid,
             "entries": [txt(e, "Kind") for e in body.iterfind(f"{q('Resident')}/{q('IndividualEntry')}")],
-        })
+        }, 2_000)
         st["count"] += 1
 
     async def react(self, msg: Message) -> etree._Element | None:

@@ -43,13 +43,16 @@ from simulators.base import Message, SendResult
 from simulators.registry import (
     E,
     SimBase,
+    capped,
     child,
     corr,
     deep,
     from_xml,
     identity_from_resident,
+    identity_keys,
     jdate_key,
     kana_key,
+    remember,
     residents_in,
     seed_fields,
     sibling,
@@ -81,6 +84,10 @@ def _person_key(el: etree._Element) -> str:
     if jc:
         return jc
     return f"{kana_key(txt(el, 'Name/Kana') or txt(el, 'Name/Latin'))}|{jdate_key(child(el, 'BirthDate'))}"
+
+
+def _key_of(el: etree._Element | None) -> str:
+    return _person_key(el) if el is not None else "?"
 
 
 def _jdate(d: date, tag: str) -> etree._Element:
@@ -125,7 +132,8 @@ class PeerSimulator(SimBase):
             jc = txt(r, "JuminhyoCode") or ""
             card = cards.get(jc) or {}
             rec: dict[str, Any] = {
-                "xml": to_xml(r), "identity": to_xml(identity_from_resident(r)), "status": status,
+                "xml": to_xml(r), "identity": to_xml(identity_from_resident(r)),
+                "keys": identity_keys(identity_from_resident(r)), "status": status,
                 "planned": None, "confirmed": None, "notices": [], "card_no": card.get("card_no"),
                 "cert_serial": card.get("cert_serial"), "certificate_no": None,
             }
@@ -145,7 +153,8 @@ class PeerSimulator(SimBase):
         out: dict[str, dict[str, Any]] = {}
         for m in self.state(tenant)["municipalities"].values():
             for jc, r in m["residents"].items():
-                out[jc] = {"identity": r["identity"], "change": None, "deleted": r["status"] == "消除"}
+                out[jc] = {"identity": r["identity"], "change": None, "deleted": r["status"] == "消除",
+                           **r.get("keys", {})}
         return out
 
     # --- 転出証明書情報 -----------------------------------------------------------------------------------
@@ -209,9 +218,10 @@ class PeerSimulator(SimBase):
             return None
         cert_no = txt(info, "CertificateNo")
         m = self.muni(tenant, lg)
-        for c in codes:
-            if c in m["residents"]:
-                m["residents"][c]["certificate_no"] = cert_no
+        for member in info.findall(q("Member")):
+            rec = m["residents"].get(txt(member, "Resident/JuminhyoCode") or "")
+            if rec is not None:
+                rec["certificate_no"] = cert_no
         res: SendResult = await national.deliver_moveout(tenant, info, correlation_id=correlation_id)
         return res
 
@@ -287,15 +297,14 @@ class PeerSimulator(SimBase):
         lg = self._lg(msg, direction)
         m = self.muni(msg.tenant, lg)
         mid = msg.header.message_id
-        if mid in m["seen"]:
+        if not remember(m["seen"], mid):
             return
-        m["seen"][mid] = 1
         typ, body = msg.header.message_type, msg.body
         if direction == "out":
             m["sent"][typ] = m["sent"].get(typ, 0) + 1
             if typ == "WideAreaCopyRequest":
                 m["wide_area"].setdefault(txt(body, "RequestNo") or "", {"request": None, "result": None})[
-                    "request"] = {"subject": _person_key(child(body, "Subject") or body),
+                    "request"] = {"subject": _key_of(child(body, "Subject")),
                                   "scope": txt(body, "Scope"), "message_id": mid}
             return
         if typ == "MoveInNotice":
@@ -312,7 +321,7 @@ class PeerSimulator(SimBase):
                 "seq": txt(body, "Change/Seq")})
         elif typ == "FuhyoMismatchNotice":
             m["mismatches"][txt(body, "NoticeNo") or mid] = {
-                "ref": txt(body, "RefNoticeNo"), "person": _person_key(child(body, "Person") or body),
+                "ref": txt(body, "RefNoticeNo"), "person": _key_of(child(body, "Person")),
                 "items": [txt(x, "Item") for x in body.findall(q("Mismatch"))], "message_id": mid}
         elif typ == "KosekiEntryNotice":
             person = child(body, "Person")
@@ -332,6 +341,7 @@ class PeerSimulator(SimBase):
                     old.getparent().replace(old, nn)  # type: ignore[union-attr]
                     rec["xml"] = to_xml(el)
                     rec["identity"] = to_xml(identity_from_resident(el))
+                    rec["keys"] = identity_keys(identity_from_resident(el))
         elif typ == "WideAreaCopyInfo":
             members = body.findall(q("Member"))
             m["wide_area"].setdefault(txt(body, "RequestNo") or "", {"request": None, "result": None})[
@@ -359,7 +369,7 @@ class PeerSimulator(SimBase):
             "message_id": mid,
         }
         codes = [txt(p, "JuminhyoCode") or "" for p in body.findall(q("Person"))]
-        m["move_in_notices"].append({**confirmed, "persons": codes})
+        capped(m["move_in_notices"], {**confirmed, "persons": codes})
         for jc in codes:
             rec = m["residents"].get(jc)
             if rec is None:

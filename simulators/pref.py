@@ -21,8 +21,10 @@ from simulators.base import Message
 from simulators.registry import (
     Refusal,
     SimBase,
+    capped,
     child,
     identity_from_resident,
+    identity_keys,
     residents_in,
     seed_fields,
     to_xml,
@@ -88,11 +90,12 @@ class PrefSimulator(SimBase):
         identity = child(msg.body, "Identity")
         change = child(msg.body, "Change")
         p["identity"] = to_xml(identity) if identity is not None else None
+        p["keys"] = identity_keys(identity) if identity is not None else {}
         p["change"] = to_xml(change) if change is not None else None
-        p["history"].append({"seq": seq, "reason": reason, "message_id": msg.header.message_id,
-                             "event_date": txt(msg.body, "Change/EventDate/Western")
-                             or txt(msg.body, "Change/EventDate/Uncertain"),
-                             "notified": txt(msg.body, "Change/NotifiedDate")})
+        capped(p["history"], {"seq": seq, "reason": reason, "message_id": msg.header.message_id,
+                              "event_date": txt(msg.body, "Change/EventDate/Western")
+                              or txt(msg.body, "Change/EventDate/Uncertain"),
+                              "notified": txt(msg.body, "Change/NotifiedDate")}, 50)
         st["accepted"] += 1
 
     # --- Simulator ----------------------------------------------------------------------------------------
@@ -127,8 +130,9 @@ class PrefSimulator(SimBase):
         for r in residents_in(data):
             jc = txt(r, "JuminhyoCode") or ""
             n = int(last.get(jc, 0)) if isinstance(last, dict) else int(last or 0)
+            ident = identity_from_resident(r)
             st["persons"][jc] = {"last_seq": n, "seqs": {}, "history": [], "deleted": False,
-                                 "identity": to_xml(identity_from_resident(r)), "change": None,
+                                 "identity": to_xml(ident), "keys": identity_keys(ident), "change": None,
                                  "changed_to": None}
             self.register(tenant, jc, txt(r, "MyNumber"))
 
@@ -139,5 +143,6 @@ class PrefSimulator(SimBase):
         for jc, p in self.state(tenant)["persons"].items():
             if p["identity"] is None or p.get("changed_to"):
                 continue
-            out[jc] = {"identity": p["identity"], "change": p["change"], "deleted": p["deleted"]}
+            out[jc] = {"identity": p["identity"], "change": p["change"], "deleted": p["deleted"],
+                       **p.get("keys", {})}
         return out

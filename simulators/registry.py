@@ -50,14 +50,17 @@ __all__ = [
     "E",
     "Refusal",
     "SimBase",
+    "capped",
     "child",
     "corr",
     "deep",
     "from_xml",
     "identity_from_resident",
+    "identity_keys",
     "jdate_key",
     "kana_key",
     "lg_of",
+    "remember",
     "residents_in",
     "result_el",
     "seed_fields",
@@ -80,6 +83,9 @@ class _TypedMaker:
 
 E = _TypedMaker()
 UPPER = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+SEED_MAX_BYTES = 64 * 1024 * 1024
+#: Whether sync requests made while relaying carry the original's correlation id (see SimBase.ask).
+CORRELATE_SYNC_RELAYS = False
 HEX = "0123456789ABCDEF"
 
 
@@ -140,6 +146,18 @@ class SimBase(Simulator):
         return await self.port.send(sender=self.me(sender_lg), receiver=receiver, message_type=message_type,
                                     body=body, tenant=tenant, correlation_id=correlation_id,
                                     business_date=business_date)
+
+    async def ask(self, tenant: str | None, receiver: tuple[str, str], message_type: str,
+                  body: etree._Element, *, correlation_id: str | None = None) -> SendResult:
+        """A sync request made while handling another message (the answer comes in the SendResult).
+
+        The conversation's id goes along only when :data:`CORRELATE_SYNC_RELAYS` is set: the gateway builds a
+        sync answer's header with ``Header.reply`` (CorrelationId = the request's CorrelationId, else its
+        MessageId) but then requires it to be the request's MessageId, so a request that carries a
+        CorrelationId gets its own answer refused (GW-RESPONSE).
+        """
+        return await self.send(tenant, receiver, message_type, body,
+                               correlation_id=correlation_id if CORRELATE_SYNC_RELAYS else None)
 
     def register(self, tenant: str | None, *values: str | None) -> None:
         for v in values:
@@ -220,6 +238,38 @@ def identity_from_resident(resident: etree._Element, tag: str = "Identity") -> e
     return out
 
 
+def identity_keys(identity: etree._Element) -> dict[str, Any]:
+    """What a search needs of a 本人確認情報, kept beside its XML so a query does not parse every person."""
+    return {
+        "my_number": txt(identity, "MyNumber"),
+        "kana": sorted({k for k in (kana_key(txt(identity, "Name/Kana")),
+                                    kana_key(txt(identity, "Name/TsushoKana"))) if k}),
+        "birth": jdate_key(child(identity, "BirthDate")),
+        "sex": txt(identity, "Sex"),
+    }
+
+
+def remember(seen: dict[str, int], key: str, limit: int = 20_000) -> bool:
+    """Note ``key`` in an insertion-ordered dict used for idempotency; False if it was there already.
+
+    Only the newest ``limit`` keys are kept, so a long load run does not grow without bound (the gateway
+    itself never delivers an accepted MessageId twice; this guards against replays and direct calls).
+    """
+    if key in seen:
+        return False
+    seen[key] = 1
+    if len(seen) > limit:
+        del seen[next(iter(seen))]
+    return True
+
+
+def capped(items: list[Any], item: Any, limit: int = 1_000) -> None:
+    """Append, keeping the newest ``limit`` items."""
+    items.append(item)
+    if len(items) > limit:
+        del items[: len(items) - limit]
+
+
 def jdate_key(el: etree._Element | None) -> str | None:
     """A comparable key for a JDateType element: the 西暦 date, else the 不詳 text."""
     if el is None:
@@ -265,7 +315,8 @@ def residents_in(data: dict[str, Any]) -> list[etree._Element]:
     raw = data.get("xml")
     if raw is None or raw == "":
         return []
-    root = from_xml(raw)
+    # seeds come from the control API (control token): larger than a message, still parsed hardened
+    root = raw if isinstance(raw, etree._Element) else parse(raw, max_bytes=SEED_MAX_BYTES)
     if root.tag == q("Resident"):
         return [root]
     return [c for c in root if isinstance(c.tag, str) and c.tag == q("Resident")]

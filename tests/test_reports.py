@@ -23,8 +23,8 @@ from reports.demo import (
     synthetic_records,
     synthetic_results,
 )
-from reports.evidence import build_evidence, sha256_json, verify_bundle, versions_of
-from reports.html import pretty_xml, render_html
+from reports.evidence import build_evidence, file_digest, sha256_json, verify_bundle, versions_of
+from reports.html import LABELS, build_model, pretty_xml, render_html
 from reports.masking import salted_hash
 from simulators.trace import TraceRecord, TraceStore, record_to_json
 
@@ -80,6 +80,8 @@ def test_bundle_keeps_what_a_reviewer_needs(out: Path, records: list[TraceRecord
     assert b["versions"]["harness_version"] == "0.1.0"
     assert b["versions"]["suite_digest"] == "sha256:" + "ab" * 32
     assert b["versions"]["catalogue_version"] == "1.0"
+    assert b["versions"]["catalogue_digest"] == file_digest(catalogue.default().source)
+    assert b["versions"]["catalogue_digest"].startswith("sha256:")
     assert b["seeds"] == {"run": 7}
     assert [c["reason"] for c in b["clock_log"]] == ["14 days after moving in"]
     assert [r["hash"] for r in b["records"]] == [r.hash for r in records]
@@ -342,3 +344,70 @@ def test_pretty_xml_of_a_broken_payload_is_escaped_text() -> None:
     out = str(pretty_xml(f"<a><b>{MY_NUMBER}</a>", "//b"))
     assert out.startswith('<pre class="xml">&lt;a&gt;')
     assert "********9018" in out
+
+
+def test_labels_exist_in_both_languages() -> None:
+    assert set(LABELS["ja"]) == set(LABELS["en"])
+
+
+def _rec(seq: int, payload: str, **kw: Any) -> dict[str, Any]:
+    return {"seq": seq, "payload": payload, "message_id": None, "correlation_id": None, "arrow": None,
+            "kind": "message", **kw}
+
+
+REQUEST = ('<Envelope xmlns="urn:juki-harness:1"><Header><MessageId>M-1</MessageId></Header>'
+           "<Body><CounterRequest><CopyRequest/></CounterRequest></Body></Envelope>")
+ANSWER = ('<Envelope xmlns="urn:juki-harness:1"><Header><MessageId>M-2</MessageId>'
+          "<CorrelationId>M-1</CorrelationId></Header><Body><CounterResult><Result><Status>accepted</Status>"
+          '</Result><Document kind="copy"><Member><Name>x</Name></Member></Document></CounterResult></Body>'
+          "</Envelope>")
+
+
+def test_evidence_without_seq_points_at_the_message_holding_its_xpath(cat: catalogue.Catalogue) -> None:
+    """Checks name the request's id and an XPath relative to the answer's body root (content.result)."""
+    evidence = {"records": [_rec(1, REQUEST, message_id="M-1", arrow=30),
+                            _rec(2, ANSWER, message_id="M-2", correlation_id="M-1", arrow=31)]}
+    scenario = {"id": "S", "route": "R02", "functions": ["F03"], "verdict": "fail", "expectations": [
+        {"check": "content.result", "code": "CONT-RESULT", "verdict": "fail", "message": "m", "evidence": [
+            {"message_id": "M-1", "xpath": "j:Document/j:Member/j:Address/j:Town", "expected": "A",
+             "actual": []},
+            {"message_id": "M-1", "xpath": "j:Result/j:Status", "expected": "accepted", "actual": "accepted"},
+        ]}]}
+    model = build_model({"scenarios": [scenario]}, evidence, cat, "en")
+    (failure,) = model["failures"]
+    assert [it["record"]["seq"] for it in failure["items"]] == [2, 2]
+    assert [it["same"] for it in failure["items"]] == [False, True]
+    (msg,) = failure["messages"]  # the answer, shown once
+    assert msg["record"]["seq"] == 2
+    assert msg["missing"] == [("j:Document/j:Member/j:Address/j:Town", "j:Document/j:Member")]
+    highlighted = re.findall(r'<span class="hl">(.*?)</span>', str(msg["xml"]))
+    assert any("Member" in h for h in highlighted) and not any("Status" in h for h in highlighted)
+
+
+def test_a_failure_naming_no_arrow_marks_its_route_not_incidental_traffic(cat: catalogue.Catalogue) -> None:
+    evidence = {"records": [_rec(1, REQUEST, tenant="T1", arrow=30), _rec(2, REQUEST, tenant="T1", arrow=21)]}
+    scenario = {"id": "S", "route": "R01", "functions": ["F01"], "verdict": "fail", "tenant": "T1",
+                "expectations": [{"check": "content.message", "code": "CONT-MESSAGE", "verdict": "fail",
+                                  "message": "no IdentityNotice on arrow 8 was found", "evidence": []}]}
+    model = build_model({"scenarios": [scenario]}, evidence, cat, "en")
+    status = {a.n: a.status for a in model["diagram"].arrows}
+    assert status[36] == status[30] == "fail"
+    assert status[21] == "pass"  # touched by the tenant, not what failed
+    assert status[8] == "notrun"
+
+
+@pytest.mark.parametrize("damage", [
+    lambda b: b.update(records={"a": 1}),
+    lambda b: b.update(anchor=[1, 2]),
+    lambda b: b.update(verdicts="pass"),
+    lambda b: b.update(versions=None),
+    lambda b: b["records"].__setitem__(0, ["not", "a", "record"]),
+])
+def test_a_structurally_damaged_bundle_fails_without_crashing(damage: Callable[[Bundle], None],
+                                                              results: dict[str, Any],
+                                                              records: list[TraceRecord]) -> None:
+    b = _bundle(results, records)
+    damage(b)
+    check = verify_bundle(b)
+    assert not check.ok
+    assert check.lines()[0].startswith("FAIL: ")

@@ -1,4 +1,4 @@
-"""他市町村: 転出証明書情報 through the national server, 転入通知 (latest wins), 附票 mismatches, 広域住民票."""
+"""他市町村: 転出証明書情報 via the national server, 転入通知 (latest wins), 附票 mismatches, 広域住民票."""
 
 from __future__ import annotations
 
@@ -39,10 +39,11 @@ def family() -> list[Resident]:
 
 
 def seed_moving(port: FakePort, people: list[Resident], **extra: Any) -> None:
-    cards = {r.juminhyo_code: {"card_no": f"C{i:011d}", "cert_serial": f"{i:016X}"} for i, r in enumerate(people)}
-    port.sims["peer"].seed(T, "residents", {"xml": residents_xml(*people), "lg_code": PEER,
-                                            "planned_move_out_date": "2026-04-01", "notified_date": "2026-03-20",
-                                            "cards": cards, **extra})
+    cards = {r.juminhyo_code: {"card_no": f"C{i:011d}", "cert_serial": f"{i:016X}"}
+             for i, r in enumerate(people)}
+    port.sims["peer"].seed(T, "residents", {
+        "xml": residents_xml(*people), "lg_code": PEER, "planned_move_out_date": "2026-04-01",
+        "notified_date": "2026-03-20", "cards": cards, **extra})
 
 
 def subject_by_code(jc: str) -> etree._Element:
@@ -50,7 +51,8 @@ def subject_by_code(jc: str) -> etree._Element:
 
 
 def request(*subjects: etree._Element, request_no: str = "MOR-1") -> etree._Element:
-    return E.MoveOutCertRequest(E.RequestNo(request_no), E.MoveInLgCode(SUT), E.MoveOutLgCode(PEER), *subjects)
+    return E.MoveOutCertRequest(E.RequestNo(request_no), E.MoveInLgCode(SUT), E.MoveOutLgCode(PEER),
+                                *subjects)
 
 
 async def test_moveout_request_is_answered_through_the_national_server(port: FakePort,
@@ -65,7 +67,8 @@ async def test_moveout_request_is_answered_through_the_national_server(port: Fak
     assert info.header.receiver_actor == "juki"
     assert info.header.correlation_id == res.message_id
     body = info.body
-    assert (txt(body, "RequestNo"), txt(body, "MoveOutLgCode"), txt(body, "MoveInLgCode")) == ("MOR-1", PEER, SUT)
+    assert (txt(body, "RequestNo"), txt(body, "MoveOutLgCode"), txt(body, "MoveInLgCode")) == \
+        ("MOR-1", PEER, SUT)
     assert (txt(body, "PlannedMoveOutDate/Western"), txt(body, "PlannedMoveOutDate/Wareki")) == \
         ("2026-04-01", "令和8年4月1日")
     members = body.findall("{*}Member")
@@ -122,10 +125,12 @@ def move_in_notice(people: list[Resident], on: date, town: str, notice_no: str) 
     return n
 
 
-async def test_move_in_notice_latest_wins_and_planned_values_stay(port: FakePort, family: list[Resident]) -> None:
+async def test_move_in_notice_latest_wins_and_planned_values_stay(port: FakePort,
+                                                                   family: list[Resident]) -> None:
     seed_moving(port, family)
     stranger = ResidentFactory(6, PEER).resident()
-    await port.inject(JUKI, TO_PEER, "MoveInNotice", move_in_notice(family, date(2026, 4, 2), "一番町", "N-1"), T)
+    await port.inject(JUKI, TO_PEER, "MoveInNotice",
+                      move_in_notice(family, date(2026, 4, 2), "一番町", "N-1"), T)
     await port.inject(JUKI, TO_PEER, "MoveInNotice",
                       move_in_notice([family[0], stranger], date(2026, 4, 3), "二番町", "N-2"), T)
     m = port.sims["peer"].muni(T, PEER)
@@ -148,9 +153,10 @@ async def test_move_in_notice_latest_wins_and_planned_values_stay(port: FakePort
 # --- 附票: the peer as 本籍地 -------------------------------------------------------------------------------
 def fuhyo_notice(r: Resident) -> etree._Element:
     assert r.honseki is not None
-    person = E.Person(E.JuminhyoCode(r.juminhyo_code), name_el("Name", r.name), jdate_el("BirthDate", r.birth_date),
-                      E.Sex(r.sex), E.Honseki(E.Place(r.honseki.place), E.LgCode(PEER),
-                                              E.HeadOfFamily(r.honseki.head_of_family)))
+    person = E.Person(E.JuminhyoCode(r.juminhyo_code), name_el("Name", r.name),
+                      jdate_el("BirthDate", r.birth_date), E.Sex(r.sex),
+                      E.Honseki(E.Place(r.honseki.place), E.LgCode(PEER),
+                                E.HeadOfFamily(r.honseki.head_of_family)))
     return E.FuhyoNotice(E.NoticeNo("F-1"), E.AddressLgCode(SUT), person, address_el("Address", r.address),
                          jdate_el("AddressSince", r.birth_date), change("A01", 1))
 
@@ -174,12 +180,12 @@ async def test_fuhyo_notice_checked_against_the_family_register(port: FakePort, 
     assert port.sims["peer"].muni(T, PEER)["fuhyo"][r.juminhyo_code][0]["notice_no"] == "F-1"
 
 
-# --- 広域住民票: the peer as issuing municipality --------------------------------------------------------------
+# --- 広域住民票: the peer as issuing municipality ----------------------------------------------------------
 async def test_wide_area_copy_info_is_matched_to_the_peers_request(port: FakePort) -> None:
     r = ResidentFactory(9, SUT).resident()
     ask = E.WideAreaCopyRequest(E.RequestNo("W-1"), E.IssuingLgCode(PEER),
                                 E.Subject(E.JuminhyoCode(r.juminhyo_code)), E.Scope("本人"),
-                                E.Options(E.Relationship("false"), E.MyNumber("false")))
+                                E.Options(E.Relationship("false"), E.IncludeMyNumber("false")))
     await port.inject(("peer", PEER), ("cs", SUT), "WideAreaCopyRequest", ask, T)
     assert port.last("WideAreaCopyRequest").arrow == 9
     member = E.Member(name_el("Name", r.name), jdate_el("BirthDate", r.birth_date), E.Sex(r.sex),

@@ -10,6 +10,7 @@ gateway does. The SUT (actor ``juki``) is a function the test provides.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -150,6 +151,8 @@ class FakePort:
             src.apply(msg, "out")
         res = await self._deliver(msg)
         await self.drain()
+        for sim in self.sims.values():  # the control API serves snapshots as JSON
+            json.dumps(sim.snapshot(tenant), ensure_ascii=False)
         return res
 
     async def drain(self) -> None:

@@ -24,7 +24,7 @@ from aiohttp import web
 from lxml import etree
 
 from conformance import catalogue as catalogue_mod
-from conformance.envelope import J, Header, body_of, build, error_report, header, read_header
+from conformance.envelope import Header, J, body_of, build, error_report, header, read_header
 from conformance.errors import Finding, HarnessError
 from conformance.validate import Checked, Validator
 from conformance.xmlsafe import MAX_BYTES, q

@@ -35,7 +35,7 @@ from conformance.codec import (
     person_identity_el,
     resident_el,
 )
-from conformance.envelope import J, Header, header, new_id
+from conformance.envelope import Header, J, header, new_id
 from conformance.errors import HarnessError
 from conformance.identifiers import make_juminhyo_code
 from conformance.model import Address, JDate, Name, Resident

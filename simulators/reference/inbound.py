@@ -369,7 +369,7 @@ def on_wide_area(core: Core, h: Header, body: etree._Element) -> None:
         out.append(result_el("accepted"))
         rel = el_text(body, "Options/Relationship") == "true"
         want_mn = el_text(body, "Options/IncludeMyNumber") == "true"
-        want_code = el_text(body, "Options/JuminhyoCode") == "true"
+        want_code = el_text(body, "Options/IncludeJuminhyoCode") == "true"
         members = [p]
         if el_text(body, "Scope") == "世帯全員":
             members = [m for m in core.store.household(p.r.household_no) if m.status != DELETED]

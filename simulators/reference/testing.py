@@ -262,16 +262,21 @@ class FakeGateway:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), 0.05)
 
-    async def settle(self, quiet: float = 0.15, timeout: float = 5.0) -> None:
-        """Wait until no message has arrived for ``quiet`` seconds (the SUT's outbox is idle)."""
+    async def settle(self, timeout: float = 5.0) -> None:
+        """Wait until the SUT's outbox is empty and no answer of this gateway is still on its way."""
         loop = asyncio.get_running_loop()
         end = loop.time() + timeout
-        n = -1
         while loop.time() < end:
-            if n == len(self.received) and not self._tasks:
+            if not self._tasks and await self._sut_pending() == 0:
                 return
-            n = len(self.received)
-            await asyncio.sleep(quiet)
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"the SUT did not settle within {timeout}s; received {self.types()}")
+
+    async def _sut_pending(self) -> int:
+        assert self._session is not None
+        async with self._session.get(f"{self.sut_url}/health") as r:
+            data = await r.json()
+        return int(data.get("outbox_pending", 0))
 
     # --- sending to the SUT ---------------------------------------------------------------------------------
     async def post_sut(self, path: str, data: bytes, token: str | None = None) -> tuple[int, bytes]:
