@@ -409,10 +409,14 @@ class _Run:
 
     async def _seed_residents(self) -> None:
         """Record fixture persons in the SUT (職権記載) first, then seed the simulators that must know them."""
+        recorded: list[str] = []
         for spec in self.sc.residents:
             if "sut" in spec.into:
                 for j, r in enumerate(self.fixture[spec.name].members):
                     await self._seed_into_sut(f"seed_{spec.name}_{j}", r)
+                    recorded.append(r.juminhyo_code)
+        if recorded:
+            await self._await_notices(recorded)
         by_target: dict[tuple[str, str], list[Resident]] = {}
         for spec in self.sc.residents:
             members = self.fixture[spec.name].members
@@ -436,6 +440,21 @@ class _Run:
             await self.h.seed(self.tenant, body)
         await self.settle()
         self.window = self.cursor
+
+    async def _await_notices(self, codes: list[str], timeout: float = 5.0) -> None:
+        """Wait until CS accepted the IdentityNotice of every person just recorded, so the fixture's own
+        messages stay out of the scenario's window (a SUT that sends none is judged by the scenario)."""
+        want = set(codes)
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            await self.pull(block=0.05)
+            seen = set()
+            for rec in self.records.values():
+                if (rec.arrow == 8 and rec.message_type == "IdentityNotice" and rec.kind == "message"
+                        and rec.verdict == "accepted" and rec.body is not None):
+                    seen.add(rec.body.findtext(f"{q('Identity')}/{q('JuminhyoCode')}"))
+            if want <= seen:
+                return
 
     async def _seed_into_sut(self, sid: str, r: Resident) -> None:
         since = r.resident_since or r.birth_date

@@ -236,14 +236,17 @@ class PeerSimulator(SimBase):
             if r is not None:
                 codes.append(txt(from_xml(r["xml"]), "JuminhyoCode") or "")
         entry = m["moc_requests"].setdefault(request_no, {"answered": None, "reason": None})
+        if sibling(self.port, "national") is None:
+            entry["reason"] = "no national server in process to deliver the answer"
+            return
+        info = self.moveout_info(t, lg, codes, request_no=request_no, move_in_lg=move_in_lg)
+        if info is None:
+            entry["reason"] = "not 転出予定 to the requester" if codes else "unknown subjects"
+            return
         res = await self.send_moveout(t, lg, codes, request_no=request_no, move_in_lg=move_in_lg,
                                       correlation_id=corr(msg))
-        if res is None:
-            entry["reason"] = "not 転出予定 to the requester" if codes else "unknown subjects"
-        else:
-            entry["answered"] = next(iter(r["certificate_no"] for c in codes
-                                          if (r := m["residents"].get(c)) and r["certificate_no"]), None)
-            entry["status"] = res.status
+        entry["answered"] = txt(info, "CertificateNo")
+        entry["status"] = res.status if res is not None else None
 
     # --- 附票: the peer as 本籍地 ---------------------------------------------------------------------------
     async def _check_fuhyo(self, msg: Message, lg: str) -> None:

@@ -46,7 +46,11 @@ if TYPE_CHECKING:
     SIMULATORS: dict[str, type[Simulator]]
 
 __all__ = [
+    "CORRELATE_SYNC_RELAYS",
+    "HEX",
+    "SEED_MAX_BYTES",
     "SIMULATORS",
+    "UPPER",
     "E",
     "Refusal",
     "SimBase",
@@ -83,10 +87,10 @@ class _TypedMaker:
 
 E = _TypedMaker()
 UPPER = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+HEX = "0123456789ABCDEF"
 SEED_MAX_BYTES = 64 * 1024 * 1024
 #: Whether sync requests made while relaying carry the original's correlation id (see SimBase.ask).
 CORRELATE_SYNC_RELAYS = False
-HEX = "0123456789ABCDEF"
 
 
 class Refusal(Exception):

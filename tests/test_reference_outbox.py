@@ -9,19 +9,21 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from lxml import etree
 
 from conformance.codec import address_el, jdate_el
-from conformance.envelope import J
 from conformance.model import Address, JDate, Resident
 from conformance.residents import ResidentFactory
-from simulators.reference import RefConfig, ReferenceSut
 from conformance.xmlsafe import q
+from simulators.reference import RefConfig, ReferenceSut
+from simulators.reference.testing import E as J
 from simulators.reference.testing import FakeGateway, Received, counter_request, official_record, text
 
 LG = "131016"
@@ -35,15 +37,17 @@ async def gw() -> AsyncIterator[FakeGateway]:
         yield g
 
 
-def cfg(gw: FakeGateway, data_dir: Path, **kw: object) -> RefConfig:
-    base = RefConfig(gateway_url=gw.url, data_dir=data_dir, retry_initial=0.02, retry_max=0.1, answer_timeout=2.0)
-    return replace(base, **kw)  # type: ignore[arg-type]
+def cfg(gw: FakeGateway, data_dir: Path, **kw: Any) -> RefConfig:
+    base = RefConfig(
+        gateway_url=gw.url, data_dir=data_dir, retry_initial=0.02, retry_max=0.1, answer_timeout=2.0
+    )
+    return replace(base, **kw)
 
 
 @pytest.fixture
 def residents() -> list[Resident]:
     f = ResidentFactory(11, LG, hard_share=0.0, card_share=0.0)
-    out = []
+    out: list[Resident] = []
     while len(out) < 2:
         r = f.resident()
         if r.foreign is None:
@@ -51,7 +55,7 @@ def residents() -> list[Resident]:
     return out
 
 
-def tenkyo(code: str, town: str) -> object:
+def tenkyo(code: str, town: str) -> etree._Element:
     op = J.MovingNotification(J.Kind("転居"))
     jdate_el("EventDate", JDate.of(DAY), op)
     address_el("NewAddress", Address(lg_code=LG, prefecture="東京都", city="千代田区", town=town), op)
@@ -65,10 +69,10 @@ def key(m: Received) -> tuple[str, str | None, str | None]:
     return m.type, code, text(m.body, "Change/Seq")
 
 
-async def until(cond: object, timeout: float = 5.0) -> None:
+async def until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
-    while not cond():  # type: ignore[operator]
+    while not cond():
         assert loop.time() < end, "condition not met in time"
         await asyncio.sleep(0.01)
 
@@ -77,7 +81,8 @@ EXPECTED_TYPES = ["IdentityNotice", "ResidentTransfer", "AddresseeRecord"]
 
 
 async def test_503_is_retried_in_order_with_the_same_message_id_and_a_reason(
-        gw: FakeGateway, tmp_path: Path, residents: list[Resident]) -> None:
+    gw: FakeGateway, tmp_path: Path, residents: list[Resident]
+) -> None:
     async with ReferenceSut(cfg(gw, tmp_path / "r")) as sut:
         gw.sut_url = sut.url
         gw.down = True
@@ -93,19 +98,28 @@ async def test_503_is_retried_in_order_with_the_same_message_id_and_a_reason(
     got = gw.received
     assert [m.type for m in got] == EXPECTED_TYPES * 2
     assert [text(m.body, "Identity/JuminhyoCode") for m in got if m.type == "IdentityNotice"] == [
-        r.juminhyo_code for r in residents]
+        r.juminhyo_code for r in residents
+    ]
     assert got[0].header.message_id == gw.attempts[0].message_id and got[0].header.retry_reason
     assert all(m.header.retry_reason is None for m in got[1:])
 
 
-async def test_a_dead_gateway_is_a_connection_error_and_retried(tmp_path: Path, residents: list[Resident]) -> None:
+async def test_a_dead_gateway_is_a_connection_error_and_retried(
+    tmp_path: Path, residents: list[Resident]
+) -> None:
     gw = FakeGateway()
     await gw.start()
     port = gw.port
     await gw.stop()  # nobody listens on the gateway's port now
     gw2 = FakeGateway()
-    async with ReferenceSut(RefConfig(gateway_url=f"http://127.0.0.1:{port}", data_dir=tmp_path / "r",
-                                      retry_initial=0.02, retry_max=0.05)) as sut:
+    async with ReferenceSut(
+        RefConfig(
+            gateway_url=f"http://127.0.0.1:{port}",
+            data_dir=tmp_path / "r",
+            retry_initial=0.02,
+            retry_max=0.05,
+        )
+    ) as sut:
         await gw2.start(port)
         gw2.sut_url = sut.url
         gw2.down = True
@@ -125,8 +139,9 @@ async def test_a_dead_gateway_is_a_connection_error_and_retried(tmp_path: Path, 
             await gw3.stop()
 
 
-async def test_a_4xx_refusal_is_dropped_not_retried(gw: FakeGateway, tmp_path: Path,
-                                                    residents: list[Resident]) -> None:
+async def test_a_4xx_refusal_is_dropped_not_retried(
+    gw: FakeGateway, tmp_path: Path, residents: list[Resident]
+) -> None:
     gw.refuse_types = {"ResidentTransfer"}
     async with ReferenceSut(cfg(gw, tmp_path / "r")) as sut:
         gw.sut_url = sut.url
@@ -139,8 +154,9 @@ async def test_a_4xx_refusal_is_dropped_not_retried(gw: FakeGateway, tmp_path: P
     assert states["ResidentTransfer"] == ("refused", 1, 400)
 
 
-async def test_messages_are_durable_before_the_counter_answers(gw: FakeGateway, tmp_path: Path,
-                                                               residents: list[Resident]) -> None:
+async def test_messages_are_durable_before_the_counter_answers(
+    gw: FakeGateway, tmp_path: Path, residents: list[Resident]
+) -> None:
     gw.down = True
     async with ReferenceSut(cfg(gw, tmp_path / "r")) as sut:
         gw.sut_url = sut.url
@@ -151,8 +167,9 @@ async def test_messages_are_durable_before_the_counter_answers(gw: FakeGateway, 
         assert [r[0] for r in rows] == EXPECTED_TYPES
 
 
-async def test_restart_resumes_the_outbox_in_order(gw: FakeGateway, tmp_path: Path,
-                                                   residents: list[Resident]) -> None:
+async def test_restart_resumes_the_outbox_in_order(
+    gw: FakeGateway, tmp_path: Path, residents: list[Resident]
+) -> None:
     data = tmp_path / "r"
     a, b = residents
     gw.down = True
@@ -160,7 +177,7 @@ async def test_restart_resumes_the_outbox_in_order(gw: FakeGateway, tmp_path: Pa
         gw.sut_url = sut.url
         await gw.counter(DAY, official_record(a))
         await gw.counter(DAY, official_record(b))
-        await gw.counter(DAY + timedelta(days=1), tenkyo(a.juminhyo_code, "一番町"))  # type: ignore[arg-type]
+        await gw.counter(DAY + timedelta(days=1), tenkyo(a.juminhyo_code, "一番町"))
         await until(lambda: len(gw.attempts) >= 2)
     assert gw.received == []
     gw.down = False
@@ -176,15 +193,32 @@ async def test_restart_resumes_the_outbox_in_order(gw: FakeGateway, tmp_path: Pa
     assert len({m.header.message_id for m in gw.received}) == 9
 
 
-async def test_a_crashed_process_loses_nothing(gw: FakeGateway, tmp_path: Path, residents: list[Resident]) -> None:
+async def test_a_crashed_process_loses_nothing(
+    gw: FakeGateway, tmp_path: Path, residents: list[Resident]
+) -> None:
     """A real process (python -m simulators.reference) killed with SIGKILL; a new SUT on its data delivers."""
     data = tmp_path / "r"
     gw.down = True
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "simulators.reference", "--gateway-url", gw.url, "--port", "0", "--data-dir",
-         str(data), "--log-level", "WARNING"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
-        cwd=REPO)
+        [
+            sys.executable,
+            "-m",
+            "simulators.reference",
+            "--gateway-url",
+            gw.url,
+            "--port",
+            "0",
+            "--data-dir",
+            str(data),
+            "--log-level",
+            "WARNING",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=REPO,
+    )
     try:
         assert proc.stdout is not None
         line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 20)
@@ -210,7 +244,9 @@ async def test_a_crashed_process_loses_nothing(gw: FakeGateway, tmp_path: Path, 
     assert [m.type for m in first.values()] == EXPECTED_TYPES * 2
 
 
-async def test_a_sync_send_waits_in_the_outbox_and_the_counter_is_held(gw: FakeGateway, tmp_path: Path) -> None:
+async def test_a_sync_send_waits_in_the_outbox_and_the_counter_is_held(
+    gw: FakeGateway, tmp_path: Path
+) -> None:
     gw.down = True
     async with ReferenceSut(cfg(gw, tmp_path / "r", answer_timeout=0.3)) as sut:
         gw.sut_url = sut.url

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
+from typing import cast
 
 import aiohttp
 import pytest
@@ -18,18 +19,19 @@ from lxml import etree
 
 from conformance.catalogue import SCHEMAS, default
 from conformance.codec import address_el, jdate_el, name_el
-from conformance.envelope import J, body_of, findings_of
+from conformance.envelope import body_of, findings_of
 from conformance.identifiers import (
     is_valid_juminhyo_code,
     is_valid_my_number,
     make_juminhyo_code,
     make_my_number,
 )
-from conformance.model import Address, ForeignInfo, JDate, Name, Resident
+from conformance.model import Address, JDate, Name, Resident
 from conformance.residents import ResidentFactory
 from conformance.rules import find_my_numbers
 from conformance.xmlsafe import parse, q
 from simulators.reference import RefConfig, ReferenceSut
+from simulators.reference.testing import E as J
 from simulators.reference.testing import (
     FakeGateway,
     Received,
@@ -54,8 +56,9 @@ async def gw() -> AsyncIterator[FakeGateway]:
 
 @pytest.fixture
 async def sut(gw: FakeGateway, tmp_path: Path) -> AsyncIterator[ReferenceSut]:
-    cfg = RefConfig(gateway_url=gw.url, data_dir=tmp_path / "ref", retry_initial=0.02, retry_max=0.2,
-                    answer_timeout=3.0)
+    cfg = RefConfig(
+        gateway_url=gw.url, data_dir=tmp_path / "ref", retry_initial=0.02, retry_max=0.2, answer_timeout=3.0
+    )
     async with ReferenceSut(cfg) as s:
         gw.sut_url = s.url
         yield s
@@ -116,21 +119,34 @@ def here(town: str = "神田錦町") -> Address:
     return Address(lg_code=LG, prefecture="東京都", city="千代田区", town=town, block="1丁目1番1号")
 
 
+def reason(body: etree._Element) -> str | None:
+    el = body.find(f"{q('Change')}/{q('Reason')}")
+    return None if el is None else el.get("code")
+
+
 def status(res: etree._Element) -> tuple[str | None, str | None]:
     return text(res, "Result/Status"), text(res, "Result/Code")
 
 
 def seqs(msgs: list[Received]) -> list[tuple[str | None, str | None, str | None]]:
-    return [(text(m.body, "Identity/JuminhyoCode"), m.body.find(f"{q('Change')}/{q('Reason')}").get("code"),
-             text(m.body, "Change/Seq")) for m in msgs]
+    return [
+        (
+            text(m.body, "Identity/JuminhyoCode"),
+            reason(m.body),
+            text(m.body, "Change/Seq"),
+        )
+        for m in msgs
+    ]
 
 
 # ============================================================================================ surfaces
 
+
 async def test_contract_lists_every_operation_of_counter_xsd(sut: ReferenceSut) -> None:
     xsd = etree.parse(str(SCHEMAS / "counter.xsd"))
     ns = {"xs": "http://www.w3.org/2001/XMLSchema"}
-    choice = xsd.xpath("//xs:element[@name='CounterRequest']//xs:choice/xs:element/@name", namespaces=ns)
+    found = xsd.xpath("//xs:element[@name='CounterRequest']//xs:choice/xs:element/@name", namespaces=ns)
+    choice = [str(x) for x in cast(list[object], found)]
     assert len(choice) == 15
     async with aiohttp.ClientSession() as s, s.get(f"{sut.url}/contract") as r:
         assert r.status == 200
@@ -146,29 +162,45 @@ async def test_health(sut: ReferenceSut) -> None:
 
 
 def _entry_notice(code: str) -> etree._Element:
-    return J.IndividualEntryNotice(J.NoticeNo("N-1"), J.SourceLgCode(PEER), J.Subject(J.JuminhyoCode(code)),
-                                   J.Entry(J.Kind("国民健康保険"), J.From("2026-04-01"), J.Number("123")))
+    return J.IndividualEntryNotice(
+        J.NoticeNo("N-1"),
+        J.SourceLgCode(PEER),
+        J.Subject(J.JuminhyoCode(code)),
+        J.Entry(J.Kind("国民健康保険"), J.From("2026-04-01"), J.Number("123")),
+    )
 
 
-@pytest.mark.parametrize("breakage", ["malformed", "schema", "check-digit", "unknown-type", "wrong-receiver",
-                                      "wrong-lg", "dtd"])
+@pytest.mark.parametrize(
+    "breakage", ["malformed", "schema", "check-digit", "unknown-type", "wrong-receiver", "wrong-lg", "dtd"]
+)
 async def test_inbound_refuses_bad_messages_and_records_nothing(
-        gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory, breakage: str) -> None:
+    gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory, breakage: str
+) -> None:
     r = japanese(factory)
     await load(gw, r)
     good = gw.envelope("IndividualEntryNotice", _entry_notice(r.juminhyo_code), message_id="M-in-1")
     bad = {
         "malformed": good[:-20],
         "schema": good.replace(b"<Kind>", b"<Kynd>").replace(b"</Kind>", b"</Kynd>"),
-        "check-digit": good.replace(r.juminhyo_code.encode(),
-                                    (r.juminhyo_code[:10] + str((int(r.juminhyo_code[10]) + 1) % 10)).encode()),
-        "unknown-type": gw.envelope("IndividualEntryNotice", _entry_notice(r.juminhyo_code),
-                                    message_id="M-in-1").replace(b"<MessageType>IndividualEntryNotice",
-                                                                 b"<MessageType>NoSuchType"),
-        "wrong-receiver": gw.envelope("IndividualEntryNotice", _entry_notice(r.juminhyo_code),
-                                      message_id="M-in-1", receiver=("addressee", LG)),
-        "wrong-lg": gw.envelope("IndividualEntryNotice", _entry_notice(r.juminhyo_code),
-                                message_id="M-in-1", receiver=("juki", PEER)),
+        "check-digit": good.replace(
+            r.juminhyo_code.encode(),
+            (r.juminhyo_code[:10] + str((int(r.juminhyo_code[10]) + 1) % 10)).encode(),
+        ),
+        "unknown-type": gw.envelope(
+            "IndividualEntryNotice", _entry_notice(r.juminhyo_code), message_id="M-in-1"
+        ).replace(b"<MessageType>IndividualEntryNotice", b"<MessageType>NoSuchType"),
+        "wrong-receiver": gw.envelope(
+            "IndividualEntryNotice",
+            _entry_notice(r.juminhyo_code),
+            message_id="M-in-1",
+            receiver=("addressee", LG),
+        ),
+        "wrong-lg": gw.envelope(
+            "IndividualEntryNotice",
+            _entry_notice(r.juminhyo_code),
+            message_id="M-in-1",
+            receiver=("juki", PEER),
+        ),
         "dtd": b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]>' + good.split(b"?>", 1)[1],
     }[breakage]
     mark = gw.mark()
@@ -186,8 +218,9 @@ async def test_inbound_refuses_bad_messages_and_records_nothing(
     assert {text(m.body, "Target") for m in got} == {"税務", "国民健康保険"}
 
 
-async def test_inbound_needs_the_gateway_credential(gw: FakeGateway, sut: ReferenceSut,
-                                                    factory: ResidentFactory) -> None:
+async def test_inbound_needs_the_gateway_credential(
+    gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory
+) -> None:
     r = japanese(factory)
     await load(gw, r)
     env = gw.envelope("IndividualEntryNotice", _entry_notice(r.juminhyo_code), message_id="M-auth")
@@ -200,7 +233,8 @@ async def test_inbound_needs_the_gateway_credential(gw: FakeGateway, sut: Refere
 
 
 async def test_duplicate_message_id_is_acknowledged_but_not_processed_twice(
-        gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory) -> None:
+    gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory
+) -> None:
     r = japanese(factory)
     await load(gw, r)
     mark = gw.mark()
@@ -211,8 +245,9 @@ async def test_duplicate_message_id_is_acknowledged_but_not_processed_twice(
     assert len(gw.since(mark, "ResidentTransfer")) == 2  # 税務 + 国民健康保険, once
 
 
-async def test_counter_duplicate_message_id_returns_the_first_result(gw: FakeGateway, sut: ReferenceSut,
-                                                                     factory: ResidentFactory) -> None:
+async def test_counter_duplicate_message_id_returns_the_first_result(
+    gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory
+) -> None:
     r = japanese(factory)
     first = await gw.counter(DAY, official_record(r), message_id="M-ctr-1")
     again = await gw.counter(DAY, official_record(r), message_id="M-ctr-1")
@@ -229,12 +264,15 @@ async def test_counter_refuses_an_invalid_request(gw: FakeGateway, sut: Referenc
 
 # ================================================================================ F01 住民異動届
 
+
 async def test_f01_move_in_records_sends_consequences_then_movein_notice(
-        gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory) -> None:
+    gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory
+) -> None:
     hh = factory.household(2)
     people = [person_el(replace(m, honseki=replace(m.honseki, lg_code=PEER)) if m.honseki else m) for m in hh]
-    res = await gw.counter(DAY, moving("国内転入", DAY - timedelta(days=3), *people, FromLgCode="011002",
-                                       NewAddress=here()))
+    res = await gw.counter(
+        DAY, moving("国内転入", DAY - timedelta(days=3), *people, FromLgCode="011002", NewAddress=here())
+    )
     assert status(res) == ("accepted", None)
     await gw.settle()
     # per person: 8, 21, 18, 1 (本籍 elsewhere); then the 転入通知 to the moving-out municipality
@@ -244,7 +282,9 @@ async def test_f01_move_in_records_sends_consequences_then_movein_notice(
     notice = gw.of("MoveInNotice")[0]
     assert notice.header.receiver_lg == "011002" and notice.arrow == 8
     assert text(notice.body, "MoveOutLgCode") == "011002"
-    assert [text(p, "JuminhyoCode") for p in notice.body.iterfind(q("Person"))] == [m.juminhyo_code for m in hh]
+    assert [text(p, "JuminhyoCode") for p in notice.body.iterfind(q("Person"))] == [
+        m.juminhyo_code for m in hh
+    ]
     fuhyo = gw.of("FuhyoNotice")[0]
     assert fuhyo.header.receiver_lg == PEER
     doc = documents(res)[0]
@@ -254,20 +294,26 @@ async def test_f01_move_in_records_sends_consequences_then_movein_notice(
     assert "届出期間経過" not in items(doc)
 
 
-async def test_f01_late_move_in_is_recorded_with_the_item(gw: FakeGateway, sut: ReferenceSut,
-                                                          factory: ResidentFactory) -> None:
+async def test_f01_late_move_in_is_recorded_with_the_item(
+    gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory
+) -> None:
     r = japanese(factory)
-    res = await gw.counter(DAY, moving("国内転入", DAY - timedelta(days=15), person_el(r), FromLgCode="011002",
-                                       NewAddress=here()))
+    res = await gw.counter(
+        DAY,
+        moving("国内転入", DAY - timedelta(days=15), person_el(r), FromLgCode="011002", NewAddress=here()),
+    )
     assert status(res) == ("accepted", None)
     assert "届出期間経過" in items(documents(res)[0])
 
 
 async def test_f01_move_in_to_an_address_elsewhere_is_refused_and_sends_nothing(
-        gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory) -> None:
+    gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory
+) -> None:
     r = japanese(factory)
     elsewhere = replace(here(), lg_code=PEER, prefecture="大阪府", city="大阪市")
-    res = await gw.counter(DAY, moving("国内転入", DAY, person_el(r), FromLgCode="011002", NewAddress=elsewhere))
+    res = await gw.counter(
+        DAY, moving("国内転入", DAY, person_el(r), FromLgCode="011002", NewAddress=elsewhere)
+    )
     assert status(res) == ("refused", "MOVE-ADDRESS")
     assert documents(res) == []
     await gw.settle()
@@ -275,15 +321,18 @@ async def test_f01_move_in_to_an_address_elsewhere_is_refused_and_sends_nothing(
 
 
 async def test_f01_f23_f25_birth_gets_a_new_code_and_a_designated_number(
-        gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory) -> None:
+    gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory
+) -> None:
     mother = japanese(factory)
     await load(gw, mother)
     mark = gw.mark()
-    child = J.Person(); name_el("Name", Name(kanji="山田\u3000花", kana="ヤマダ\u3000ハナ"), child)
+    child = J.Person()
+    name_el("Name", Name(kanji="山田\u3000花", kana="ヤマダ\u3000ハナ"), child)
     child.append(J.Sex("2"))
     child.append(J.Relationship("子"))
-    res = await gw.counter(DAY, moving("出生", DAY - timedelta(days=2), child,
-                                       HeadJuminhyoCode=mother.juminhyo_code))
+    res = await gw.counter(
+        DAY, moving("出生", DAY - timedelta(days=2), child, HeadJuminhyoCode=mother.juminhyo_code)
+    )
     assert status(res) == ("accepted", None)
     await gw.settle()
     types = [m.type for m in gw.since(mark)]
@@ -304,8 +353,9 @@ async def test_f01_f23_f25_birth_gets_a_new_code_and_a_designated_number(
     assert text(m, "MyNumber") == number and text(m, "Household/HeadName") == mother.name.kanji
 
 
-async def test_f23_without_an_answer_the_counter_is_held(gw: FakeGateway, tmp_path: Path,
-                                                         factory: ResidentFactory) -> None:
+async def test_f23_without_an_answer_the_counter_is_held(
+    gw: FakeGateway, tmp_path: Path, factory: ResidentFactory
+) -> None:
     del gw.reactions["NumberGenerationRequest"]
     cfg = RefConfig(gateway_url=gw.url, data_dir=tmp_path / "r", answer_timeout=0.3)
     async with ReferenceSut(cfg) as s:
@@ -317,24 +367,36 @@ async def test_f23_without_an_answer_the_counter_is_held(gw: FakeGateway, tmp_pa
         req = gw.of("NumberGenerationRequest")[0]
         # the late answer is still applied
         mark = gw.mark()
-        await gw.deliver("NumberToDesignate", J.NumberToDesignate(
-            J.RequestNo(text(req.body, "RequestNo") or ""), J.JuminhyoCode(text(req.body, "Identity/JuminhyoCode")
-                                                                             or ""),
-            J.MyNumber(make_my_number("12345678901"))))
+        await gw.deliver(
+            "NumberToDesignate",
+            J.NumberToDesignate(
+                J.RequestNo(text(req.body, "RequestNo") or ""),
+                J.JuminhyoCode(text(req.body, "Identity/JuminhyoCode") or ""),
+                J.MyNumber(make_my_number("12345678901")),
+            ),
+        )
         got = await gw.wait_for("NoticeDestination", since=mark)
         assert text(got[0].body, "MyNumber") == "123456789018"
 
 
-async def test_f01_f06_f29_seq_and_card_events_across_changes(gw: FakeGateway, sut: ReferenceSut,
-                                                              factory: ResidentFactory) -> None:
+async def test_f01_f06_f29_seq_and_card_events_across_changes(
+    gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory
+) -> None:
     r = japanese(factory, honseki_lg=PEER)
     assert r.card_no
     await load(gw, r)
     res = await gw.counter(DAY, moving("転居", DAY, code_only(r.juminhyo_code), NewAddress=here("一番町")))
     assert status(res) == ("accepted", None)
-    res = await gw.counter(DAY + timedelta(days=1), moving(
-        "国内転出", DAY + timedelta(days=10), code_only(r.juminhyo_code), ToLgCode=PEER,
-        NewAddress=Address(lg_code=PEER, prefecture="大阪府", city="大阪市", town="北区梅田")))
+    res = await gw.counter(
+        DAY + timedelta(days=1),
+        moving(
+            "国内転出",
+            DAY + timedelta(days=10),
+            code_only(r.juminhyo_code),
+            ToLgCode=PEER,
+            NewAddress=Address(lg_code=PEER, prefecture="大阪府", city="大阪市", town="北区梅田"),
+        ),
+    )
     assert status(res) == ("accepted", None)
     assert text(members(documents(res)[0])[0], "Status") == "転出予定"
     await gw.settle()
@@ -347,13 +409,15 @@ async def test_f01_f06_f29_seq_and_card_events_across_changes(gw: FakeGateway, s
     assert all(c.arrow == 10 for c in cards)
 
 
-async def test_f01_household_change_sends_no_identity_notice(gw: FakeGateway, sut: ReferenceSut,
-                                                             factory: ResidentFactory) -> None:
+async def test_f01_household_change_sends_no_identity_notice(
+    gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory
+) -> None:
     hh = factory.household(2)
     await load(gw, *hh)
     mark = gw.mark()
-    res = await gw.counter(DAY, moving("世帯変更", DAY, code_only(hh[1].juminhyo_code),
-                                       HeadJuminhyoCode=hh[1].juminhyo_code))
+    res = await gw.counter(
+        DAY, moving("世帯変更", DAY, code_only(hh[1].juminhyo_code), HeadJuminhyoCode=hh[1].juminhyo_code)
+    )
     assert status(res) == ("accepted", None)
     await gw.settle()
     assert [m.type for m in gw.since(mark)] == ["ResidentTransfer", "AddresseeRecord"]
@@ -362,24 +426,31 @@ async def test_f01_household_change_sends_no_identity_notice(gw: FakeGateway, su
     assert text(m, "Household/HouseholdNo") != hh[0].household_no
 
 
-async def test_f01_death_deletes_and_expires_the_card(gw: FakeGateway, sut: ReferenceSut,
-                                                     factory: ResidentFactory) -> None:
+async def test_f01_death_deletes_and_expires_the_card(
+    gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory
+) -> None:
     r = japanese(factory, honseki_lg=LG)
     await load(gw, r)
     mark = gw.mark()
     res = await gw.counter(DAY, moving("死亡", DAY - timedelta(days=1), code_only(r.juminhyo_code)))
     assert status(res) == ("accepted", None)
     await gw.settle()
-    assert [m.type for m in gw.since(mark)] == ["IdentityNotice", "ResidentTransfer", "AddresseeRecord",
-                                                "CardManagementInfo"]
+    assert [m.type for m in gw.since(mark)] == [
+        "IdentityNotice",
+        "ResidentTransfer",
+        "AddresseeRecord",
+        "CardManagementInfo",
+    ]
     assert text(gw.since(mark, "CardManagementInfo")[0].body, "Event") == "失効"
     assert seqs(gw.since(mark, "IdentityNotice"))[0][1:] == ("D03", "2")
 
 
 # ================================================================================ F02 職権
 
-async def test_f02_official_amendment_prints_before_and_after(gw: FakeGateway, sut: ReferenceSut,
-                                                              factory: ResidentFactory) -> None:
+
+async def test_f02_official_amendment_prints_before_and_after(
+    gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory
+) -> None:
     r = japanese(factory)
     await load(gw, r)
     mark = gw.mark()
@@ -392,8 +463,10 @@ async def test_f02_official_amendment_prints_before_and_after(gw: FakeGateway, s
     assert status(res) == ("accepted", None)
     doc = documents(res)[0]
     assert doc.get("kind") == "処理票"
-    assert items(doc)["氏名"][1:] == (" ".join(x for x in (r.name.kanji, r.name.kana) if x),
-                                     "高橋\u3000一郎 タカハシ\u3000イチロウ")
+    assert items(doc)["氏名"][1:] == (
+        " ".join(x for x in (r.name.kanji, r.name.kana) if x),
+        "高橋\u3000一郎 タカハシ\u3000イチロウ",
+    )
     await gw.settle()
     assert seqs(gw.since(mark, "IdentityNotice"))[0][1:] == ("M07", "2")
     assert text(gw.since(mark, "IdentityNotice")[0].body, "Identity/Name/Kanji") == "高橋\u3000一郎"
@@ -417,16 +490,33 @@ async def test_f02_official_deletion(gw: FakeGateway, sut: ReferenceSut, factory
 
 # ============================================================================ F03 写し, F04 転出証明書
 
-def copy_req(code: str, *, scope: str = "本人", requester: str = "本人", rel: bool = False,
-             honseki: bool = False, my_number: bool = False, jcode: bool = False) -> etree._Element:
+
+def copy_req(
+    code: str,
+    *,
+    scope: str = "本人",
+    requester: str = "本人",
+    rel: bool = False,
+    honseki: bool = False,
+    my_number: bool = False,
+    jcode: bool = False,
+) -> etree._Element:
     b = {True: "true", False: "false"}
-    return J.CopyRequest(J.JuminhyoCode(code), J.Scope(scope), J.Requester(requester), J.Purpose("就職"),
-                         J.Relationship(b[rel]), J.Honseki(b[honseki]), J.IncludeMyNumber(b[my_number]),
-                         J.IncludeJuminhyoCode(b[jcode]))
+    return J.CopyRequest(
+        J.JuminhyoCode(code),
+        J.Scope(scope),
+        J.Requester(requester),
+        J.Purpose("就職"),
+        J.Relationship(b[rel]),
+        J.Honseki(b[honseki]),
+        J.IncludeMyNumber(b[my_number]),
+        J.IncludeJuminhyoCode(b[jcode]),
+    )
 
 
 async def test_f03_copy_has_required_items_and_optional_ones_only_when_asked(
-        gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory) -> None:
+    gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory
+) -> None:
     hh = factory.household(3)
     await load(gw, *hh)
     mark = gw.mark()
@@ -437,8 +527,10 @@ async def test_f03_copy_has_required_items_and_optional_ones_only_when_asked(
         assert m[0].find(q(tag)) is not None, tag
     for tag in ("Household", "Honseki", "MyNumber", "JuminhyoCode"):
         assert m[0].find(q(tag)) is None, tag
-    res = await gw.counter(DAY, copy_req(hh[0].juminhyo_code, scope="世帯全員", rel=True, honseki=True,
-                                         my_number=True, jcode=True))
+    res = await gw.counter(
+        DAY,
+        copy_req(hh[0].juminhyo_code, scope="世帯全員", rel=True, honseki=True, my_number=True, jcode=True),
+    )
     m = members(documents(res)[0])
     assert [text(x, "JuminhyoCode") for x in m] == [h.juminhyo_code for h in hh]
     assert [text(x, "MyNumber") for x in m] == [h.my_number for h in hh]
@@ -449,9 +541,9 @@ async def test_f03_copy_has_required_items_and_optional_ones_only_when_asked(
 
 @pytest.mark.parametrize("requester", ["第三者", "代理人"])
 @pytest.mark.parametrize("ask", ["honseki", "my_number", "jcode"])
-async def test_f03_third_party_never_gets_restricted_items(gw: FakeGateway, sut: ReferenceSut,
-                                                           factory: ResidentFactory, requester: str,
-                                                           ask: str) -> None:
+async def test_f03_third_party_never_gets_restricted_items(
+    gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory, requester: str, ask: str
+) -> None:
     r = japanese(factory)
     await load(gw, r)
     res = await gw.counter(DAY, copy_req(r.juminhyo_code, requester=requester, **{ask: True}))  # type: ignore[arg-type]
@@ -459,15 +551,20 @@ async def test_f03_third_party_never_gets_restricted_items(gw: FakeGateway, sut:
     assert documents(res) == []
 
 
-async def test_f04_move_out_certificate_only_when_moving(gw: FakeGateway, sut: ReferenceSut,
-                                                         factory: ResidentFactory) -> None:
+async def test_f04_move_out_certificate_only_when_moving(
+    gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory
+) -> None:
     r = japanese(factory)
     await load(gw, r)
     op = J.MoveOutCertificateIssue(J.JuminhyoCode(r.juminhyo_code))
     assert status(await gw.counter(DAY, op)) == ("refused", "MOC-NOT-MOVING")
     dest = Address(lg_code=PEER, prefecture="大阪府", city="大阪市", town="北区梅田")
-    await gw.counter(DAY, moving("国内転出", DAY + timedelta(days=7), code_only(r.juminhyo_code),
-                                 ToLgCode=PEER, NewAddress=dest))
+    await gw.counter(
+        DAY,
+        moving(
+            "国内転出", DAY + timedelta(days=7), code_only(r.juminhyo_code), ToLgCode=PEER, NewAddress=dest
+        ),
+    )
     res = await gw.counter(DAY, op)
     assert status(res) == ("accepted", None)
     doc = documents(res)[0]
@@ -482,19 +579,28 @@ async def test_f04_move_out_certificate_only_when_moving(gw: FakeGateway, sut: R
 
 # ============================================================================ F05/F27 証明書データ
 
+
 async def _idno(gw: FakeGateway, r: Resident) -> str:
     res = await gw.counter(DAY, official_record(r))
     return items(documents(res)[0])[f"識別番号:{r.juminhyo_code}"][0] or ""
 
 
 def cert_req(idno: str, *, scope: str = "本人", honseki: bool = False) -> etree._Element:
-    return J.CertificateDataRequest(J.RequestNo("REQ-1"), J.IdentificationNo(idno), J.Request(
-        J.CertificateKind("住民票の写し"), J.Scope(scope), J.Copies("1"),
-        J.Options(J.Relationship("true"), J.Honseki("true" if honseki else "false"))))
+    return J.CertificateDataRequest(
+        J.RequestNo("REQ-1"),
+        J.IdentificationNo(idno),
+        J.Request(
+            J.CertificateKind("住民票の写し"),
+            J.Scope(scope),
+            J.Copies("1"),
+            J.Options(J.Relationship("true"), J.Honseki("true" if honseki else "false")),
+        ),
+    )
 
 
-async def test_f05_f27_certificate_data_by_identification_number(gw: FakeGateway, sut: ReferenceSut,
-                                                                 factory: ResidentFactory) -> None:
+async def test_f05_f27_certificate_data_by_identification_number(
+    gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory
+) -> None:
     hh = factory.household(2)
     idno = await _idno(gw, hh[0])
     await _idno(gw, hh[1])
@@ -521,15 +627,18 @@ async def test_f05_f27_certificate_data_by_identification_number(gw: FakeGateway
 
 # ============================================================================ F07 照会 (CS terminal)
 
-async def test_f07_identity_query_from_the_cs_terminal(gw: FakeGateway, sut: ReferenceSut,
-                                                       factory: ResidentFactory) -> None:
+
+async def test_f07_identity_query_from_the_cs_terminal(
+    gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory
+) -> None:
     r = japanese(factory)
 
     def answer(g: FakeGateway, m: Received) -> etree._Element:
         from conformance.codec import person_identity_el
 
-        out: etree._Element = J.IdentityQueryResult(J.QueryNo(text(m.body, "QueryNo") or "Q"),
-                                                    J.Result(J.Status("accepted")))
+        out: etree._Element = J.IdentityQueryResult(
+            J.QueryNo(text(m.body, "QueryNo") or "Q"), J.Result(J.Status("accepted"))
+        )
         person_identity_el("Identity", r, out)
         return out
 
@@ -549,16 +658,24 @@ async def test_f07_identity_query_from_the_cs_terminal(gw: FakeGateway, sut: Ref
 
 # ===================================================================== F08, F09, F13 市町村間の異動
 
-async def test_f08_move_out_cert_info_on_request(gw: FakeGateway, sut: ReferenceSut,
-                                                 factory: ResidentFactory) -> None:
+
+async def test_f08_move_out_cert_info_on_request(
+    gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory
+) -> None:
     r, stay = japanese(factory), japanese(factory)
     await load(gw, r, stay)
-    await gw.counter(DAY, moving("国内転出", DAY + timedelta(days=5), code_only(r.juminhyo_code), ToLgCode=PEER))
+    await gw.counter(
+        DAY, moving("国内転出", DAY + timedelta(days=5), code_only(r.juminhyo_code), ToLgCode=PEER)
+    )
     await gw.settle()
     mark = gw.mark()
-    req = J.MoveOutCertRequest(J.RequestNo("RQ-1"), J.MoveInLgCode(PEER), J.MoveOutLgCode(LG),
-                               J.Subject(J.JuminhyoCode(r.juminhyo_code)),
-                               J.Subject(J.JuminhyoCode(stay.juminhyo_code)))
+    req = J.MoveOutCertRequest(
+        J.RequestNo("RQ-1"),
+        J.MoveInLgCode(PEER),
+        J.MoveOutLgCode(LG),
+        J.Subject(J.JuminhyoCode(r.juminhyo_code)),
+        J.Subject(J.JuminhyoCode(stay.juminhyo_code)),
+    )
     st, _ = await gw.deliver("MoveOutCertRequest", req, message_id="M-req-1")
     assert st == 202
     info = (await gw.wait_for("MoveOutCertInfo", since=mark))[0]
@@ -567,8 +684,12 @@ async def test_f08_move_out_cert_info_on_request(gw: FakeGateway, sut: Reference
     assert [text(m, "Resident/JuminhyoCode") for m in info.body.iterfind(q("Member"))] == [r.juminhyo_code]
     assert text(info.body, "PlannedMoveOutDate/Western") == (DAY + timedelta(days=5)).isoformat()
     mark = gw.mark()
-    req2 = J.MoveOutCertRequest(J.RequestNo("RQ-2"), J.MoveInLgCode(PEER), J.MoveOutLgCode(LG),
-                                J.Subject(J.JuminhyoCode(stay.juminhyo_code)))
+    req2 = J.MoveOutCertRequest(
+        J.RequestNo("RQ-2"),
+        J.MoveInLgCode(PEER),
+        J.MoveOutLgCode(LG),
+        J.Subject(J.JuminhyoCode(stay.juminhyo_code)),
+    )
     await gw.deliver("MoveOutCertRequest", req2)
     await gw.settle()
     assert gw.since(mark) == []
@@ -598,8 +719,10 @@ def smi(cert_no: str, card: str, move_in: date, *codes: str) -> etree._Element:
 
 
 async def test_f09_f13_special_move_in(gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory) -> None:
-    r = replace(japanese(factory, honseki_lg=PEER), address=Address(lg_code=PEER, prefecture="大阪府",
-                                                                    city="大阪市", town="北区梅田"))
+    r = replace(
+        japanese(factory, honseki_lg=PEER),
+        address=Address(lg_code=PEER, prefecture="大阪府", city="大阪市", town="北区梅田"),
+    )
     assert r.card_no
     st, _ = await gw.deliver("MoveOutCertInfo", moc_info(r, "CERT-1", DAY - timedelta(days=2), r.card_no))
     assert st == 202
@@ -611,8 +734,14 @@ async def test_f09_f13_special_move_in(gw: FakeGateway, sut: ReferenceSut, facto
     res = await gw.counter(DAY, smi("CERT-1", r.card_no, DAY - timedelta(days=1), r.juminhyo_code))
     assert status(res) == ("accepted", None)
     await gw.settle()
-    assert gw.types() == ["IdentityNotice", "ResidentTransfer", "AddresseeRecord", "FuhyoNotice", "MoveInNotice",
-                          "CardManagementInfo"]
+    assert gw.types() == [
+        "IdentityNotice",
+        "ResidentTransfer",
+        "AddresseeRecord",
+        "FuhyoNotice",
+        "MoveInNotice",
+        "CardManagementInfo",
+    ]
     assert seqs(gw.of("IdentityNotice")) == [(r.juminhyo_code, "A05", "1")]
     assert text(gw.of("IdentityNotice")[0].body, "Identity/MyNumber") == r.my_number
     notice = gw.of("MoveInNotice")[0]
@@ -623,8 +752,9 @@ async def test_f09_f13_special_move_in(gw: FakeGateway, sut: ReferenceSut, facto
 
 
 @pytest.mark.parametrize(("case", "code"), [("card", "SMI-CARD"), ("14", "SMI-14DAYS"), ("30", "SMI-30DAYS")])
-async def test_f09_special_move_in_refusals(gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory,
-                                            case: str, code: str) -> None:
+async def test_f09_special_move_in_refusals(
+    gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory, case: str, code: str
+) -> None:
     r = japanese(factory)
     assert r.card_no
     planned = DAY - timedelta(days=31) if case == "30" else DAY - timedelta(days=5)
@@ -639,12 +769,21 @@ async def test_f09_special_move_in_refusals(gw: FakeGateway, sut: ReferenceSut, 
 
 
 async def test_f13_movein_notice_keeps_the_planned_values_and_the_latest_wins(
-        gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory) -> None:
+    gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory
+) -> None:
     r = japanese(factory)
     await load(gw, r)
     planned_addr = Address(lg_code=PEER, prefecture="大阪府", city="大阪市", town="北区梅田")
-    await gw.counter(DAY, moving("国内転出", DAY + timedelta(days=5), code_only(r.juminhyo_code), ToLgCode=PEER,
-                                 NewAddress=planned_addr))
+    await gw.counter(
+        DAY,
+        moving(
+            "国内転出",
+            DAY + timedelta(days=5),
+            code_only(r.juminhyo_code),
+            ToLgCode=PEER,
+            NewAddress=planned_addr,
+        ),
+    )
     await gw.settle()
     mark = gw.mark()
     for n, town in ((1, "中央区難波"), (2, "西区江戸堀")):
@@ -670,34 +809,41 @@ async def test_f13_movein_notice_keeps_the_planned_values_and_the_latest_wins(
 
 # ====================================================================== F10, F11 外国人住民
 
+
 def foreigner(factory: ResidentFactory, category: str = "中長期在留者") -> Resident:
     r = factory.foreign_resident()
     assert r.foreign is not None
     return replace(r, relationship="世帯主", foreign=replace(r.foreign, category=category))
 
 
-async def test_f10_municipal_notice_for_a_foreign_resident(gw: FakeGateway, sut: ReferenceSut,
-                                                           factory: ResidentFactory) -> None:
+async def test_f10_municipal_notice_for_a_foreign_resident(
+    gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory
+) -> None:
     r = foreigner(factory)
     await load(gw, r)
     notices = gw.of("MunicipalNotice")
     assert len(notices) == 1
     n = notices[0]
     assert (n.arrow, text(n.body, "Kind"), text(n.body, "Person/ResidenceCardNo")) == (
-        29, "記載", r.foreign.residence_card_no if r.foreign else None)
+        29,
+        "記載",
+        r.foreign.residence_card_no if r.foreign else None,
+    )
     assert find_my_numbers(n.raw.decode()) == []
     assert gw.types().index("MunicipalNotice") == 3  # after 8, 21, 18
 
 
 async def test_f10_refused_municipal_notice_is_resent_with_a_retry_reason(
-        gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory) -> None:
+    gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory
+) -> None:
     calls: list[str] = []
 
     def flaky(g: FakeGateway, m: Received) -> etree._Element:
         calls.append(m.header.message_id)
         st = "refused" if len(calls) == 1 else "accepted"
-        out: etree._Element = J.MunicipalNoticeResult(J.NoticeNo(text(m.body, "NoticeNo") or "N"),
-                                                      J.Result(J.Status(st)))
+        out: etree._Element = J.MunicipalNoticeResult(
+            J.NoticeNo(text(m.body, "NoticeNo") or "N"), J.Result(J.Status(st))
+        )
         return out
 
     gw.answers["MunicipalNotice"] = flaky
@@ -720,23 +866,34 @@ def moj(r: Resident, kind: str, category: str, no: str = "MOJ-1", **changes: str
     for tag in ("ResidenceStatus", "PeriodOfStay", "PeriodEnd", "NewResidenceCardNo"):
         if tag in changes:
             ch.append(J(tag, changes[tag]))
-    return J.MojNotice(J.NoticeNo(no), J.LgCode(LG), J.Kind(kind), J.Category(category), person, ch,
-                       J.EffectiveDate(DAY.isoformat()))
+    return J.MojNotice(
+        J.NoticeNo(no),
+        J.LgCode(LG),
+        J.Kind(kind),
+        J.Category(category),
+        person,
+        ch,
+        J.EffectiveDate(DAY.isoformat()),
+    )
 
 
-async def test_f11_moj_notice_amends_and_keeps_a_slip(gw: FakeGateway, sut: ReferenceSut,
-                                                      factory: ResidentFactory) -> None:
+async def test_f11_moj_notice_amends_and_keeps_a_slip(
+    gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory
+) -> None:
     r = foreigner(factory)
     assert r.foreign is not None
     await load(gw, r)
     mark = gw.mark()
-    st, _ = await gw.deliver("MojNotice", moj(r, "在留期間更新", "中長期在留者", PeriodEnd="2029-04-01",
-                                              NewResidenceCardNo="AB12345678CD"), sender=("immigration", LG))
+    st, _ = await gw.deliver(
+        "MojNotice",
+        moj(r, "在留期間更新", "中長期在留者", PeriodEnd="2029-04-01", NewResidenceCardNo="AB12345678CD"),
+        sender=("immigration", LG),
+    )
     assert st == 202
     await gw.settle()
     # no 本人確認情報 item changed: no IdentityNotice; the other consequences in order
     assert [m.type for m in gw.since(mark)] == ["ResidentTransfer", "AddresseeRecord", "MunicipalNotice"]
-    assert gw.since(mark, "ResidentTransfer")[0].body.find(f"{q('Change')}/{q('Reason')}").get("code") == "M09"
+    assert reason(gw.since(mark, "ResidentTransfer")[0].body) == "M09"
     assert text(gw.since(mark, "MunicipalNotice")[0].body, "Person/ResidenceCardNo") == "AB12345678CD"
     res = await gw.counter(DAY, J.ImmigrationSlipsOp())
     doc = documents(res)[0]
@@ -747,13 +904,17 @@ async def test_f11_moj_notice_amends_and_keeps_a_slip(gw: FakeGateway, sut: Refe
     assert documents(await gw.counter(DAY, J.ImmigrationSlipsOp())) == []  # each slip printed once
 
 
-async def test_f11_special_permanent_resident_is_held(gw: FakeGateway, sut: ReferenceSut,
-                                                      factory: ResidentFactory) -> None:
+async def test_f11_special_permanent_resident_is_held(
+    gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory
+) -> None:
     r = foreigner(factory, "特別永住者")
     await load(gw, r)
     mark = gw.mark()
-    await gw.deliver("MojNotice", moj(r, "在留カード再交付", "特別永住者", "MOJ-2", NewResidenceCardNo="ZZ00000000ZZ"),
-                     sender=("immigration", LG))
+    await gw.deliver(
+        "MojNotice",
+        moj(r, "在留カード再交付", "特別永住者", "MOJ-2", NewResidenceCardNo="ZZ00000000ZZ"),
+        sender=("immigration", LG),
+    )
     await gw.settle()
     assert gw.since(mark) == []
     res = await gw.counter(DAY, J.ImmigrationSlipsOp(J.NoticeNo("MOJ-2")))
@@ -772,19 +933,24 @@ async def test_f11_departure_deletes(gw: FakeGateway, sut: ReferenceSut, factory
 
 # ====================================================================== F12, F14, F15 戸籍・附票
 
+
 def koseki_entry(r: Resident, address_lg: str, kind: str, new_name: Name | None = None) -> etree._Element:
-    op = J.KosekiEntry(person_el(r, relationship=False, card=False), J.AddressLgCode(address_lg),
-                       J.EntryKind(kind))
+    op = J.KosekiEntry(
+        person_el(r, relationship=False, card=False), J.AddressLgCode(address_lg), J.EntryKind(kind)
+    )
     jdate_el("EntryDate", jd(DAY), op)
     if new_name is not None:
         name_el("NewName", new_name, op)
     return op
 
 
-async def test_f14_koseki_entry_for_a_person_living_elsewhere(gw: FakeGateway, sut: ReferenceSut,
-                                                              factory: ResidentFactory) -> None:
+async def test_f14_koseki_entry_for_a_person_living_elsewhere(
+    gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory
+) -> None:
     r = japanese(factory, honseki_lg=LG)
-    res = await gw.counter(DAY, koseki_entry(r, PEER, "婚姻", Name(kanji="佐藤\u3000花子", kana="サトウ\u3000ハナコ")))
+    res = await gw.counter(
+        DAY, koseki_entry(r, PEER, "婚姻", Name(kanji="佐藤\u3000花子", kana="サトウ\u3000ハナコ"))
+    )
     assert status(res) == ("accepted", None)
     await gw.settle()
     [n] = gw.of("KosekiEntryNotice")
@@ -792,20 +958,24 @@ async def test_f14_koseki_entry_for_a_person_living_elsewhere(gw: FakeGateway, s
     assert text(n.body, "HonsekiLgCode") == LG and text(n.body, "NewName/Kanji") == "佐藤\u3000花子"
 
 
-async def test_f14_koseki_entry_for_a_person_living_here_amends(gw: FakeGateway, sut: ReferenceSut,
-                                                                factory: ResidentFactory) -> None:
+async def test_f14_koseki_entry_for_a_person_living_here_amends(
+    gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory
+) -> None:
     r = japanese(factory, honseki_lg=LG)
     await load(gw, r)
     mark = gw.mark()
-    res = await gw.counter(DAY, koseki_entry(r, LG, "氏の変更", Name(kanji="鈴木\u3000太郎", kana="スズキ\u3000タロウ")))
+    res = await gw.counter(
+        DAY, koseki_entry(r, LG, "氏の変更", Name(kanji="鈴木\u3000太郎", kana="スズキ\u3000タロウ"))
+    )
     assert status(res) == ("accepted", None)
     await gw.settle()
     assert seqs(gw.since(mark, "IdentityNotice"))[0][1:] == ("M08", "2")
     assert gw.since(mark, "KosekiEntryNotice") == [] and gw.since(mark, "FuhyoNotice") == []
 
 
-async def test_f14_koseki_entry_notice_received_amends(gw: FakeGateway, sut: ReferenceSut,
-                                                       factory: ResidentFactory) -> None:
+async def test_f14_koseki_entry_notice_received_amends(
+    gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory
+) -> None:
     r = japanese(factory, honseki_lg=PEER)
     await load(gw, r)
     assert r.honseki is not None
@@ -823,8 +993,9 @@ async def test_f14_koseki_entry_notice_received_amends(gw: FakeGateway, sut: Ref
     assert seqs(gw.since(mark, "IdentityNotice"))[0][1] == "D03"
 
 
-async def test_f12_fuhyo_notice_checked_against_the_koseki(gw: FakeGateway, sut: ReferenceSut,
-                                                           factory: ResidentFactory) -> None:
+async def test_f12_fuhyo_notice_checked_against_the_koseki(
+    gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory
+) -> None:
     r = japanese(factory, honseki_lg=LG)
     await gw.counter(DAY, koseki_entry(r, PEER, "転籍"))  # the koseki now holds r
     await gw.settle()
@@ -840,9 +1011,13 @@ async def test_f12_fuhyo_notice_checked_against_the_koseki(gw: FakeGateway, sut:
         assert r.honseki is not None
         honseki_el("Honseki", r.honseki, kp)
         body = J.FuhyoNotice(J.NoticeNo(no), J.AddressLgCode(PEER), kp)
-        address_el("Address", Address(lg_code=PEER, prefecture="大阪府", city="大阪市", town="北区梅田"), body)
+        address_el(
+            "Address", Address(lg_code=PEER, prefecture="大阪府", city="大阪市", town="北区梅田"), body
+        )
         jdate_el("AddressSince", jd(DAY), body)
-        body.append(J.Change(J.Reason("国内転入", code="A01"), J.EventDate(J.Western(DAY.isoformat())), J.Seq("1")))
+        body.append(
+            J.Change(J.Reason("国内転入", code="A01"), J.EventDate(J.Western(DAY.isoformat())), J.Seq("1"))
+        )
         return body
 
     mark = gw.mark()
@@ -855,8 +1030,9 @@ async def test_f12_fuhyo_notice_checked_against_the_koseki(gw: FakeGateway, sut:
     assert text(mm.body, "Mismatch/Item") == "氏名" and text(mm.body, "Mismatch/InKoseki") == r.name.kanji
 
 
-async def test_f15_no_fuhyo_notice_when_the_honseki_is_here(gw: FakeGateway, sut: ReferenceSut,
-                                                            factory: ResidentFactory) -> None:
+async def test_f15_no_fuhyo_notice_when_the_honseki_is_here(
+    gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory
+) -> None:
     await load(gw, japanese(factory, honseki_lg=LG))
     assert gw.of("FuhyoNotice") == []
     await load(gw, japanese(factory, honseki_lg=PEER))
@@ -865,8 +1041,10 @@ async def test_f15_no_fuhyo_notice_when_the_honseki_is_here(gw: FakeGateway, sut
 
 # ======================================================================== F16, F17, F18, F19, F26
 
+
 async def test_f16_f17_individual_entry_goes_to_tax_and_the_matching_system(
-        gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory) -> None:
+    gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory
+) -> None:
     r = japanese(factory)
     await load(gw, r)
     mark = gw.mark()
@@ -875,29 +1053,41 @@ async def test_f16_f17_individual_entry_goes_to_tax_and_the_matching_system(
     got = gw.since(mark)
     assert [m.type for m in got] == ["ResidentTransfer", "ResidentTransfer", "AddresseeRecord"]
     assert [(text(m.body, "Target"), text(m.body, "Resident/MyNumber")) for m in got[:2]] == [
-        ("税務", r.my_number), ("国民健康保険", r.my_number)]
+        ("税務", r.my_number),
+        ("国民健康保険", r.my_number),
+    ]
     assert text(got[0].body, "Change/Reason") == "個別記載事項の記載"
     kinds = [text(e, "Kind") for e in got[2].body.iterfind(f"{q('Resident')}/{q('IndividualEntry')}")]
     assert "国民健康保険" in kinds
 
 
-async def test_f18_wide_area_copy_never_carries_honseki(gw: FakeGateway, sut: ReferenceSut,
-                                                       factory: ResidentFactory) -> None:
+async def test_f18_wide_area_copy_never_carries_honseki(
+    gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory
+) -> None:
     hh = factory.household(2)
     await load(gw, *hh)
     mark = gw.mark()
 
     def req(no: str, code: str, mn: bool) -> etree._Element:
-        return J.WideAreaCopyRequest(J.RequestNo(no), J.IssuingLgCode(PEER), J.Subject(J.JuminhyoCode(code)),
-                                     J.Scope("世帯全員"), J.Options(J.Relationship("true"),
-                                                                 J.IncludeMyNumber("true" if mn else "false")))
+        return J.WideAreaCopyRequest(
+            J.RequestNo(no),
+            J.IssuingLgCode(PEER),
+            J.Subject(J.JuminhyoCode(code)),
+            J.Scope("世帯全員"),
+            J.Options(J.Relationship("true"), J.IncludeMyNumber("true" if mn else "false")),
+        )
 
     await gw.deliver("WideAreaCopyRequest", req("W-1", hh[0].juminhyo_code, False), message_id="M-w1")
     await gw.deliver("WideAreaCopyRequest", req("W-2", hh[0].juminhyo_code, True), message_id="M-w2")
-    await gw.deliver("WideAreaCopyRequest", req("W-3", make_juminhyo_code("1234567890"), True), message_id="M-w3")
+    await gw.deliver(
+        "WideAreaCopyRequest", req("W-3", make_juminhyo_code("1234567890"), True), message_id="M-w3"
+    )
     got = await gw.wait_for("WideAreaCopyInfo", 3, since=mark)
     assert [(m.header.correlation_id, m.header.receiver_lg) for m in got] == [
-        ("M-w1", PEER), ("M-w2", PEER), ("M-w3", PEER)]
+        ("M-w1", PEER),
+        ("M-w2", PEER),
+        ("M-w3", PEER),
+    ]
     assert all(m.body.find(f".//{q('Honseki')}") is None for m in got)
     assert len(list(got[0].body.iterfind(q("Member")))) == 2
     assert find_my_numbers(got[0].raw.decode()) == []
@@ -906,7 +1096,8 @@ async def test_f18_wide_area_copy_never_carries_honseki(gw: FakeGateway, sut: Re
 
 
 async def test_f19_f26_addressee_record_carries_the_code_the_symbol_request_uses(
-        gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory) -> None:
+    gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory
+) -> None:
     r = japanese(factory)
     await load(gw, r)
     [rec] = gw.of("AddresseeRecord")
@@ -917,13 +1108,19 @@ async def test_f19_f26_addressee_record_carries_the_code_the_symbol_request_uses
 
 # ============================================================================ F20, F21, F22 カード
 
-async def test_f20_card_issue_through_the_cs_terminal(gw: FakeGateway, sut: ReferenceSut,
-                                                      factory: ResidentFactory) -> None:
+
+async def test_f20_card_issue_through_the_cs_terminal(
+    gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory
+) -> None:
     r = japanese(factory, card=False)
     await load(gw, r)
     mark = gw.mark()
-    res = await gw.counter(DAY, J.CardIssueOp(J.JuminhyoCode(r.juminhyo_code), J.ApplicationNo("APP-1"),
-                                              J.CheckedDocument("通知カード")))
+    res = await gw.counter(
+        DAY,
+        J.CardIssueOp(
+            J.JuminhyoCode(r.juminhyo_code), J.ApplicationNo("APP-1"), J.CheckedDocument("通知カード")
+        ),
+    )
     assert status(res) == ("accepted", None)
     await gw.settle()
     req, info = gw.since(mark)
@@ -943,13 +1140,21 @@ async def test_f21_my_number_change(gw: FakeGateway, sut: ReferenceSut, factory:
     assert r.card_no
     await load(gw, r)
     mark = gw.mark()
-    res = await gw.counter(DAY, J.MyNumberChangeOp(J.JuminhyoCode(r.juminhyo_code), J.Basis("請求"),
-                                                   J.ReasonText("漏えいのおそれ")))
+    res = await gw.counter(
+        DAY,
+        J.MyNumberChangeOp(J.JuminhyoCode(r.juminhyo_code), J.Basis("請求"), J.ReasonText("漏えいのおそれ")),
+    )
     assert status(res) == ("accepted", None)
     await gw.settle()
     types = [m.type for m in gw.since(mark)]
-    assert types == ["NumberGenerationRequest", "IdentityNotice", "ResidentTransfer", "AddresseeRecord",
-                     "NoticeDestination", "CardStatusChange"]
+    assert types == [
+        "NumberGenerationRequest",
+        "IdentityNotice",
+        "ResidentTransfer",
+        "AddresseeRecord",
+        "NoticeDestination",
+        "CardStatusChange",
+    ]
     req = gw.since(mark, "NumberGenerationRequest")[0]
     assert (text(req.body, "Purpose"), text(req.body, "Identity/MyNumber")) == ("変更", r.my_number)
     notice = gw.since(mark, "IdentityNotice")[0]
@@ -960,12 +1165,16 @@ async def test_f21_my_number_change(gw: FakeGateway, sut: ReferenceSut, factory:
     assert items(documents(res)[0])["変更後の個人番号"][0] == new
 
 
-async def test_f22_card_verification_prints_the_cs_verdict(gw: FakeGateway, sut: ReferenceSut,
-                                                           factory: ResidentFactory) -> None:
+async def test_f22_card_verification_prints_the_cs_verdict(
+    gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory
+) -> None:
     def invalid(g: FakeGateway, m: Received) -> etree._Element:
-        out: etree._Element = J.CardVerificationResult(J.VerificationNo(text(m.body, "VerificationNo") or "V"),
-                                                       J.Result(J.Status("accepted")), J.Valid("false"),
-                                                       J.Matches("false"))
+        out: etree._Element = J.CardVerificationResult(
+            J.VerificationNo(text(m.body, "VerificationNo") or "V"),
+            J.Result(J.Status("accepted")),
+            J.Valid("false"),
+            J.Matches("false"),
+        )
         return out
 
     op = J.CardVerifyOp(J.CardNo("C12345678901"), J.CertSerial("0123456789ABCDEF"), J.PinVerified("true"))
@@ -981,8 +1190,10 @@ async def test_f22_card_verification_prints_the_cs_verdict(gw: FakeGateway, sut:
 
 # ============================================================================ F24 住民票コードの変更
 
+
 async def test_f24_code_change_retries_with_another_code_when_refused(
-        gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory) -> None:
+    gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory
+) -> None:
     r = japanese(factory)
     await load(gw, r)
     refused_once: list[str] = []
@@ -991,9 +1202,14 @@ async def test_f24_code_change_retries_with_another_code_when_refused(
         new = text(m.body, "NewJuminhyoCode") or ""
         st = "refused" if not refused_once else "accepted"
         refused_once.append(new)
-        await g.deliver("ResidentCodeChangeResult", J.ResidentCodeChangeResult(
-            J.RequestNo(text(m.body, "RequestNo") or ""), J.Result(J.Status(st), J.Code("IN-USE")),
-            J.NewJuminhyoCode(new)))
+        await g.deliver(
+            "ResidentCodeChangeResult",
+            J.ResidentCodeChangeResult(
+                J.RequestNo(text(m.body, "RequestNo") or ""),
+                J.Result(J.Status(st), J.Code("IN-USE")),
+                J.NewJuminhyoCode(new),
+            ),
+        )
 
     gw.reactions["ResidentCodeChange"] = result
     mark = gw.mark()
@@ -1013,38 +1229,59 @@ async def test_f24_code_change_retries_with_another_code_when_refused(
 
 # ============================================================================ F28 交付予約, F30 電子申請
 
-async def test_f28_card_handover_prints_the_booking(gw: FakeGateway, sut: ReferenceSut,
-                                                    factory: ResidentFactory) -> None:
+
+async def test_f28_card_handover_prints_the_booking(
+    gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory
+) -> None:
     r = japanese(factory)
     await load(gw, r)
-    res = await gw.counter(DAY, J.CardHandoverOp(J.JuminhyoCode(r.juminhyo_code), J.BookingId("BK-77"),
-                                                 J.Slot("2026-04-02T10:30:00+09:00"), J.Place("千代田区役所2階")))
+    res = await gw.counter(
+        DAY,
+        J.CardHandoverOp(
+            J.JuminhyoCode(r.juminhyo_code),
+            J.BookingId("BK-77"),
+            J.Slot("2026-04-02T10:30:00+09:00"),
+            J.Place("千代田区役所2階"),
+        ),
+    )
     doc = documents(res)[0]
     assert doc.get("kind") == "交付通知"
     it = items(doc)
     assert (it["予約番号"][0], it["予約日時"][0], it["交付場所"][0]) == (
-        "BK-77", "2026-04-02T10:30:00+09:00", "千代田区役所2階")
+        "BK-77",
+        "2026-04-02T10:30:00+09:00",
+        "千代田区役所2階",
+    )
 
 
-def eapp(app_id: str, r: Resident, submitted: str, planned: date, kind: str = "転出届・転入予約") -> etree._Element:
+def eapp(
+    app_id: str, r: Resident, submitted: str, planned: date, kind: str = "転出届・転入予約"
+) -> etree._Element:
     a = J.Applicant()
     name_el("Name", r.name, a)
     jdate_el("BirthDate", r.birth_date, a)
     body = J.EApplication(J.ApplicationId(app_id), J.Kind(kind), J.SubmittedAt(submitted), J.LgCode(LG), a)
     address_el("CurrentAddress", r.address, body)
     body.append(J.PlannedMoveOutDate(planned.isoformat()))
-    address_el("Destination", Address(lg_code=PEER, prefecture="大阪府", city="大阪市", town="北区梅田"), body)
+    address_el(
+        "Destination", Address(lg_code=PEER, prefecture="大阪府", city="大阪市", town="北区梅田"), body
+    )
     body.append(J.CertSerial("0123456789ABCDEF0123"))
     body.append(J.Signature("c2lnbmF0dXJl"))
     return body
 
 
 async def test_f30_e_application_moves_out_and_tells_the_destination(
-        gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory) -> None:
+    gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory
+) -> None:
     r = japanese(factory)
     await load(gw, r)
-    st, _ = await gw.deliver("EApplication", eapp("EA-1", r, "2026-03-28T21:00:00+09:00", DAY + timedelta(days=5)),
-                             sender=("portal", LG), receiver=("counter", LG))
+    st, _ = await gw.deliver(
+        "EApplication",
+        eapp("EA-1", r, "2026-03-28T21:00:00+09:00", DAY + timedelta(days=5)),
+        sender=("portal", LG),
+        receiver=("counter", LG),
+    )
     assert st == 202
     mark = gw.mark()
     res = await gw.counter(DAY, J.EApplicationProcessOp(J.ApplicationId("EA-1")))
@@ -1059,18 +1296,26 @@ async def test_f30_e_application_moves_out_and_tells_the_destination(
     assert status(await gw.counter(DAY, J.EApplicationProcessOp(J.ApplicationId("EA-1"))))[1] == "EAPP-DONE"
 
 
-@pytest.mark.parametrize(("submitted", "who", "code"), [
-    ("2026-02-01T10:00:00+09:00", "known", "EAPP-WINDOW"),
-    ("2026-04-20T10:00:00+09:00", "known", "EAPP-WINDOW"),
-    ("2026-03-28T10:00:00+09:00", "unknown", "EAPP-UNKNOWN"),
-])
-async def test_f30_e_application_refusals(gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory,
-                                          submitted: str, who: str, code: str) -> None:
+@pytest.mark.parametrize(
+    ("submitted", "who", "code"),
+    [
+        ("2026-02-01T10:00:00+09:00", "known", "EAPP-WINDOW"),
+        ("2026-04-20T10:00:00+09:00", "known", "EAPP-WINDOW"),
+        ("2026-03-28T10:00:00+09:00", "unknown", "EAPP-UNKNOWN"),
+    ],
+)
+async def test_f30_e_application_refusals(
+    gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory, submitted: str, who: str, code: str
+) -> None:
     r = japanese(factory)
     if who == "known":
         await load(gw, r)
-    await gw.deliver("EApplication", eapp("EA-2", r, submitted, DAY + timedelta(days=5)),
-                     sender=("portal", LG), receiver=("counter", LG))
+    await gw.deliver(
+        "EApplication",
+        eapp("EA-2", r, submitted, DAY + timedelta(days=5)),
+        sender=("portal", LG),
+        receiver=("counter", LG),
+    )
     mark = gw.mark()
     res = await gw.counter(DAY, J.EApplicationProcessOp(J.ApplicationId("EA-2")))
     assert status(res) == ("refused", code)
@@ -1080,15 +1325,17 @@ async def test_f30_e_application_refusals(gw: FakeGateway, sut: ReferenceSut, fa
 
 # ============================================================================ 和暦, characters
 
-async def test_dates_carry_wareki_and_names_keep_ivs(gw: FakeGateway, sut: ReferenceSut,
-                                                     factory: ResidentFactory) -> None:
-    r = replace(japanese(factory), name=Name(kanji="葛\U000E0100城\u3000太郎", kana="カツラギ\u3000タロウ"),
-                birth_date=JDate(western=date(1912, 7, 30)))
+
+async def test_dates_carry_wareki_and_names_keep_ivs(
+    gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory
+) -> None:
+    r = replace(
+        japanese(factory),
+        name=Name(kanji="葛\U000e0100城\u3000太郎", kana="カツラギ\u3000タロウ"),
+        birth_date=JDate(western=date(1912, 7, 30)),
+    )
     await load(gw, r)
     [n] = gw.of("IdentityNotice")
-    assert text(n.body, "Identity/Name/Kanji") == "葛\U000E0100城\u3000太郎"
+    assert text(n.body, "Identity/Name/Kanji") == "葛\U000e0100城\u3000太郎"
     assert text(n.body, "Identity/BirthDate/Wareki") == "大正元年7月30日"
     assert text(n.body, "Change/EventDate/Wareki") is not None
-
-
-

@@ -76,6 +76,8 @@ async def test_moveout_request_is_answered_through_the_national_server(port: Fak
     assert [txt(m, "Resident/MyNumber") for m in members] == [r.my_number for r in family]
     assert [txt(m, "CardNo") for m in members] == ["C00000000000", "C00000000001"]
     assert txt(body, "PlannedAddress/LgCode") == SUT
+    noted = port.sims["peer"].muni(T, PEER)["moc_requests"]["MOR-1"]
+    assert noted["answered"] == txt(body, "CertificateNo") and noted["status"] == 202
 
 
 @pytest.mark.parametrize("case", ["not-moving", "unknown", "moving-elsewhere"])

@@ -1,4 +1,4 @@
-"""The reference SUT: a correct existing resident-record system (既存住基システム) that vendors read as the model.
+"""The reference SUT: a correct existing resident-record system (既存住基システム), the model vendors read.
 
 It implements every row of ``docs/sut-contract.md``: the inbound endpoint, the counter adapter, the
 consequences of every change in order, and a durable outbox that retries in order across restarts.
@@ -16,4 +16,11 @@ from simulators.reference.app import CONTRACT_VERSION, ReferenceSut, counter_ope
 from simulators.reference.config import RefConfig
 from simulators.reference.defects import DEFECTS
 
-__all__ = ["CONTRACT_VERSION", "DEFECTS", "RefConfig", "ReferenceSut", "counter_operations", "start_reference_sut"]
+__all__ = [
+    "CONTRACT_VERSION",
+    "DEFECTS",
+    "RefConfig",
+    "ReferenceSut",
+    "counter_operations",
+    "start_reference_sut",
+]

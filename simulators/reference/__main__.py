@@ -15,26 +15,43 @@ from simulators.reference.defects import DEFECTS
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     d = RefConfig()
-    p = argparse.ArgumentParser(prog="python -m simulators.reference",
-                                description="Run the reference existing resident-record system (SUT).")
+    p = argparse.ArgumentParser(
+        prog="python -m simulators.reference",
+        description="Run the reference existing resident-record system (SUT).",
+    )
     p.add_argument("--lg-code", default=d.lg_code, help="全国地方公共団体コード served (default %(default)s)")
     p.add_argument("--gateway-url", default=d.gateway_url, help="the gateway (POST {url}/msg)")
     p.add_argument("--token", default=d.token, help="credential sent to the gateway")
-    p.add_argument("--inbound-token", default=d.inbound_token, help="credential expected on /inbound and /counter")
+    p.add_argument(
+        "--inbound-token", default=d.inbound_token, help="credential expected on /inbound and /counter"
+    )
     p.add_argument("--data-dir", type=Path, default=d.data_dir, help="where the SQLite register lives")
     p.add_argument("--host", default=d.host)
     p.add_argument("--port", type=int, default=8800)
     p.add_argument("--answer-timeout", type=float, default=d.answer_timeout)
-    p.add_argument("--defect", action="append", default=[], choices=sorted(DEFECTS),
-                   help="inject a defect (repeatable; for the judge's self-test only)")
+    p.add_argument(
+        "--defect",
+        action="append",
+        default=[],
+        choices=sorted(DEFECTS),
+        help="inject a defect (repeatable; for the judge's self-test only)",
+    )
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
 
 async def _main(args: argparse.Namespace) -> None:
-    cfg = RefConfig(lg_code=args.lg_code, gateway_url=args.gateway_url, token=args.token,
-                    inbound_token=args.inbound_token, data_dir=args.data_dir, host=args.host, port=args.port,
-                    answer_timeout=args.answer_timeout, defects=frozenset(args.defect))
+    cfg = RefConfig(
+        lg_code=args.lg_code,
+        gateway_url=args.gateway_url,
+        token=args.token,
+        inbound_token=args.inbound_token,
+        data_dir=args.data_dir,
+        host=args.host,
+        port=args.port,
+        answer_timeout=args.answer_timeout,
+        defects=frozenset(args.defect),
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -60,7 +60,7 @@ class ReferenceSut:
         self.core: Core | None = None
         self.validator = Validator()
 
-    # --- lifecycle ------------------------------------------------------------------------------------------
+    # --- lifecycle ----------------------------------------------------------------------------------------
     @property
     def url(self) -> str:
         host = f"[{self.cfg.host}]" if ":" in self.cfg.host else self.cfg.host
@@ -117,21 +117,30 @@ class ReferenceSut:
             raise
         return self
 
-    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.stop()
 
-    # --- helpers --------------------------------------------------------------------------------------------
+    # --- helpers ------------------------------------------------------------------------------------------
     def _authorised(self, request: web.Request) -> bool:
         return request.headers.get("Authorization", "") == f"Bearer {self.cfg.inbound_token}"
 
     def _error(self, status: int, findings: list[Finding], refused: Header | None) -> web.Response:
         """An ErrorReport envelope from this SUT to the refused message's sender (or to CS)."""
         assert self.core is not None
-        to = (refused.sender_actor, refused.sender_lg) if refused is not None and refused.sender_actor \
+        to = (
+            (refused.sender_actor, refused.sender_lg)
+            if refused is not None and refused.sender_actor
             else ("cs", self.cfg.lg_code)
-        h = header("ErrorReport", ("juki", self.cfg.lg_code), to, sent_at=self.core.now(),
-                   correlation_id=refused.message_id if refused is not None and refused.message_id else None)
+        )
+        h = header(
+            "ErrorReport",
+            ("juki", self.cfg.lg_code),
+            to,
+            sent_at=self.core.now(),
+            correlation_id=refused.message_id if refused is not None and refused.message_id else None,
+        )
         body = build(h, error_report(findings, refused.message_id if refused is not None else None))
         return web.Response(status=status, body=body, content_type="application/xml", charset="utf-8")
 
@@ -145,12 +154,13 @@ class ReferenceSut:
                 h = None
         return checked, h
 
-    # --- POST /inbound --------------------------------------------------------------------------------------
+    # --- POST /inbound ------------------------------------------------------------------------------------
     async def _inbound(self, request: web.Request) -> web.Response:
         assert self.core is not None and self.store is not None
         if not self._authorised(request):
-            return self._error(401, [Finding("SUT-AUTH", "missing or wrong credential (Authorization: Bearer)")],
-                               None)
+            return self._error(
+                401, [Finding("SUT-AUTH", "missing or wrong credential (Authorization: Bearer)")], None
+            )
         data = await request.read()
         checked, h = self._check(data)
         if not checked.ok or h is None or checked.root is None:
@@ -161,20 +171,40 @@ class ReferenceSut:
         mtype = h.message_type
         handler = INBOUND.get(mtype)
         receiver_ok = h.receiver_lg == self.cfg.lg_code and (
-            h.receiver_actor == "juki" or (h.receiver_actor == "counter" and mtype == "EApplication"))
+            h.receiver_actor == "juki" or (h.receiver_actor == "counter" and mtype == "EApplication")
+        )
         if not receiver_ok:
-            return self._error(400, [Finding(
-                "ENV-RECEIVER", f"this is the existing system of {self.cfg.lg_code}; the message is addressed "
-                f"to {h.receiver_actor}/{h.receiver_lg}", xpath="/j:Envelope/j:Header/j:Receiver")], h)
+            return self._error(
+                400,
+                [
+                    Finding(
+                        "ENV-RECEIVER",
+                        f"this is the existing system of {self.cfg.lg_code}; the message is addressed "
+                        f"to {h.receiver_actor}/{h.receiver_lg}",
+                        xpath="/j:Envelope/j:Header/j:Receiver",
+                    )
+                ],
+                h,
+            )
         if handler is None:
-            return self._error(400, [Finding("ENV-TYPE", f"the existing system does not take {mtype}",
-                                             xpath="/j:Envelope/j:Header/j:MessageType")], h)
+            return self._error(
+                400,
+                [
+                    Finding(
+                        "ENV-TYPE",
+                        f"the existing system does not take {mtype}",
+                        xpath="/j:Envelope/j:Header/j:MessageType",
+                    )
+                ],
+                h,
+            )
         seen = self.store.seen_get(h.message_id)
         if seen is not None and not defects.on(self.cfg, "reprocess-duplicate"):
             status, response = seen
             if response:
-                return web.Response(status=status, body=response, content_type="application/xml",
-                                    charset="utf-8")
+                return web.Response(
+                    status=status, body=response, content_type="application/xml", charset="utf-8"
+                )
             return web.Response(status=status)
         self.core.observe(h)
         body = body_of(checked.root)
@@ -200,28 +230,44 @@ class ReferenceSut:
         if self.outbox is not None:
             self.outbox.kick()
 
-    # --- POST /counter --------------------------------------------------------------------------------------
+    # --- POST /counter ------------------------------------------------------------------------------------
     async def _counter(self, request: web.Request) -> web.Response:
         assert self.core is not None and self.store is not None
         if not self._authorised(request):
-            return self._error(401, [Finding("SUT-AUTH", "missing or wrong credential (Authorization: Bearer)")],
-                               None)
+            return self._error(
+                401, [Finding("SUT-AUTH", "missing or wrong credential (Authorization: Bearer)")], None
+            )
         data = await request.read()
         checked, h = self._check(data)
         if not checked.ok or h is None or checked.root is None:
             findings = list(checked.findings) or [Finding("ENV-HEADER", "the envelope header cannot be read")]
             return self._error(400, findings, h)
         if h.message_type != "CounterRequest":
-            return self._error(400, [Finding("ENV-TYPE", f"the counter adapter takes CounterRequest, not "
-                                             f"{h.message_type}", xpath="/j:Envelope/j:Header/j:MessageType")], h)
+            return self._error(
+                400,
+                [
+                    Finding(
+                        "ENV-TYPE",
+                        f"the counter adapter takes CounterRequest, not {h.message_type}",
+                        xpath="/j:Envelope/j:Header/j:MessageType",
+                    )
+                ],
+                h,
+            )
         seen = self.store.seen_get(h.message_id)
         if seen is not None and seen[1]:
             return web.Response(status=seen[0], body=seen[1], content_type="application/xml", charset="utf-8")
         self.core.observe(h)
         req = body_of(checked.root)
         op_date = date.fromisoformat(req.findtext(q("OperationDate")) or h.business_date.isoformat())
-        op = next((c for c in req if isinstance(c.tag, str)
-                   and etree.QName(c).localname not in ("OperationDate", "Staff")), None)
+        op = next(
+            (
+                c
+                for c in req
+                if isinstance(c.tag, str) and etree.QName(c).localname not in ("OperationDate", "Staff")
+            ),
+            None,
+        )
         if op is None:
             res = OpResult(status="refused", code="COUNTER-NO-OP", detail="no operation element")
         else:
@@ -231,7 +277,9 @@ class ReferenceSut:
                 f = e.findings[0] if e.findings else Finding("COUNTER-INPUT", str(e))
                 res = OpResult(status="refused", code=f.code, detail=f.message)
         self.outbox_kick()
-        out = J.CounterResult(result_el(res.status, res.code, res.detail), J.ReceiptNo(_receipt_no(self.store)))
+        out = J.CounterResult(
+            result_el(res.status, res.code, res.detail), J.ReceiptNo(_receipt_no(self.store))
+        )
         for d in res.documents:
             out.append(d)
         reply = h.reply("CounterResult", self.core.now(), business_date=op_date)
@@ -239,10 +287,16 @@ class ReferenceSut:
         self.store.seen_put(h.message_id, "CounterRequest", 200, payload)
         return web.Response(status=200, body=payload, content_type="application/xml", charset="utf-8")
 
-    # --- GET /contract, /health -----------------------------------------------------------------------------
+    # --- GET /contract, /health ---------------------------------------------------------------------------
     async def _contract(self, request: web.Request) -> web.Response:
-        return web.json_response({"contract": CONTRACT_VERSION, "operations": counter_operations(),
-                                  "lg_code": self.cfg.lg_code, "implementation": "juki-harness reference SUT"})
+        return web.json_response(
+            {
+                "contract": CONTRACT_VERSION,
+                "operations": counter_operations(),
+                "lg_code": self.cfg.lg_code,
+                "implementation": "juki-harness reference SUT",
+            }
+        )
 
     async def _health(self, request: web.Request) -> web.Response:
         pending = self.outbox.pending_count() if self.outbox is not None else 0

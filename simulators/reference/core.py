@@ -36,7 +36,7 @@ from conformance.codec import (
     resident_el,
 )
 from conformance.envelope import Header, J, header, new_id
-from conformance.errors import HarnessError
+from conformance.errors import Finding, HarnessError
 from conformance.identifiers import make_juminhyo_code
 from conformance.model import Address, JDate, Name, Resident
 from conformance.residents import municipality_for
@@ -55,22 +55,39 @@ _NSMAP: dict[Any, str] = {None: NS}
 #: catalogue has no arrow from ``juki`` to ``peer``) with the Receiver lgCode of the destination; the CS
 #: relays them on arrow 1 to that municipality.
 RECEIVER: dict[str, str] = {
-    "IdentityNotice": "cs", "NumberGenerationRequest": "cs", "ResidentCodeChange": "cs",
-    "NoticeDestination": "cs", "IdentityQuery": "cs", "CardIssuanceRequest": "cs",
-    "CardVerificationRequest": "cs", "CardStatusChange": "cs",
-    "ResidentTransfer": "others", "AddresseeRecord": "addressee", "MunicipalNotice": "immlink",
+    "IdentityNotice": "cs",
+    "NumberGenerationRequest": "cs",
+    "ResidentCodeChange": "cs",
+    "NoticeDestination": "cs",
+    "IdentityQuery": "cs",
+    "CardIssuanceRequest": "cs",
+    "CardVerificationRequest": "cs",
+    "CardStatusChange": "cs",
+    "ResidentTransfer": "others",
+    "AddresseeRecord": "addressee",
+    "MunicipalNotice": "immlink",
     "CardManagementInfo": "card",
-    "MoveInNotice": "cs", "MoveOutCertInfo": "cs", "FuhyoNotice": "cs", "FuhyoMismatchNotice": "cs",
-    "KosekiEntryNotice": "cs", "WideAreaCopyInfo": "cs",
+    "MoveInNotice": "cs",
+    "MoveOutCertInfo": "cs",
+    "FuhyoNotice": "cs",
+    "FuhyoMismatchNotice": "cs",
+    "KosekiEntryNotice": "cs",
+    "WideAreaCopyInfo": "cs",
 }
 #: Types the CS terminal sends (sender actor ``counter``, arrow 13); all sync.
-TERMINAL_TYPES = frozenset({"IdentityQuery", "CardIssuanceRequest", "CardVerificationRequest", "CardStatusChange"})
+TERMINAL_TYPES = frozenset(
+    {"IdentityQuery", "CardIssuanceRequest", "CardVerificationRequest", "CardStatusChange"}
+)
 SYNC_TYPES = TERMINAL_TYPES | {"MunicipalNotice"}
 
 #: 個別記載事項 kind → the business system that takes it (ResidentTransfer/Target)
 ENTRY_TARGET: dict[str, str] = {
-    "国民健康保険": "国民健康保険", "後期高齢者医療": "国民健康保険", "介護保険": "介護保険",
-    "国民年金": "国民年金", "児童手当": "福祉", "選挙人名簿": "選挙",
+    "国民健康保険": "国民健康保険",
+    "後期高齢者医療": "国民健康保険",
+    "介護保険": "介護保険",
+    "国民年金": "国民年金",
+    "児童手当": "福祉",
+    "選挙人名簿": "選挙",
 }
 #: targets that are 個人番号利用事務 (番号法9条1項 別表): they get the 個人番号
 MY_NUMBER_TARGETS = frozenset({"税務", "国民健康保険", "国民年金", "介護保険", "福祉"})
@@ -81,7 +98,9 @@ CARD_DEADLINE_DAYS = 90
 @cache
 def reason_names() -> dict[str, str]:
     """異動事由 code → name, from the project's code list (conformance/data/reasons.yaml)."""
-    raw = yaml.safe_load((resources.files("conformance") / "data" / "reasons.yaml").read_text(encoding="utf-8"))
+    raw = yaml.safe_load(
+        (resources.files("conformance") / "data" / "reasons.yaml").read_text(encoding="utf-8")
+    )
     return {str(r["code"]): str(r["ja"]) for r in raw["reasons"]}
 
 
@@ -104,7 +123,7 @@ class Ctx:
 
 @dataclass(frozen=True, slots=True)
 class CardEvent:
-    """A カード管理情報 event: what happened to the card, when, the new address, the continued-use deadline."""
+    """A カード管理情報 event: what happened, when, the new address, the continued-use deadline."""
 
     event: str
     day: date
@@ -112,7 +131,8 @@ class CardEvent:
     deadline: date | None = None
 
 
-# --- small helpers -------------------------------------------------------------------------------------------
+# --- small helpers ----------------------------------------------------------------------------------------
+
 
 def fill(d: JDate) -> JDate:
     """A register date with its 和暦 filled where the model can (calendar dates from 明治 on)."""
@@ -173,6 +193,14 @@ def el_text(el: etree._Element | None, path: str) -> str | None:
     return None if cur is None else (cur.text or "")
 
 
+def need(el: etree._Element | None, path: str) -> etree._Element:
+    """The element at ``path`` that the schema requires (HarnessError XSD-CODEC if it is missing)."""
+    found = child(el, path)
+    if found is None:
+        raise HarnessError([Finding("XSD-CODEC", f"required element {path} is missing")])
+    return found
+
+
 def child(el: etree._Element | None, path: str) -> etree._Element | None:
     cur = el
     for part in path.split("/"):
@@ -202,8 +230,9 @@ def change_el(tag: str, c: Change) -> etree._Element:
     return el
 
 
-def koseki_person_el(tag: str, *, jcode: str | None, name: Name, birth: JDate, sex: str | None,
-                     honseki_: Any) -> etree._Element:
+def koseki_person_el(
+    tag: str, *, jcode: str | None, name: Name, birth: JDate, sex: str | None, honseki_: Any
+) -> etree._Element:
     """KosekiPersonType: JuminhyoCode?, Name, BirthDate, Sex?, Honseki."""
     el = etree.Element(q(tag), nsmap=_NSMAP)
     if jcode:
@@ -216,9 +245,19 @@ def koseki_person_el(tag: str, *, jcode: str | None, name: Name, birth: JDate, s
     return el
 
 
-def doc_member(p: Person, *, my_number: bool = False, jcode: bool = False, household: bool = True,
-               address: bool = True, honseki: bool = False, state: bool = False, card: bool = False,
-               since: bool = True, foreign: bool = True) -> etree._Element:
+def doc_member(
+    p: Person,
+    *,
+    my_number: bool = False,
+    jcode: bool = False,
+    household: bool = True,
+    address: bool = True,
+    honseki: bool = False,
+    state: bool = False,
+    card: bool = False,
+    since: bool = True,
+    foreign: bool = True,
+) -> etree._Element:
     """DocMemberType in its exact order; optional items only when the caller asks."""
     r = p.r
     m: etree._Element = J.Member()
@@ -252,8 +291,9 @@ def doc_member(p: Person, *, my_number: bool = False, jcode: bool = False, house
     return m
 
 
-def item(label: str, value: str | None = None, *, before: str | None = None,
-         after: str | None = None) -> etree._Element:
+def item(
+    label: str, value: str | None = None, *, before: str | None = None, after: str | None = None
+) -> etree._Element:
     it: etree._Element = J.Item(J.Label(label[:200]))
     if value is not None:
         it.append(J.Value(value[:2000]))
@@ -277,7 +317,7 @@ class Core:
         #: request number → event set when an asynchronous answer has been applied (F21, F23, F24)
         self.request_done: dict[str, asyncio.Event] = {}
 
-    # --- virtual time ---------------------------------------------------------------------------------------
+    # --- virtual time -------------------------------------------------------------------------------------
     def observe(self, h: Header) -> None:
         """Follow the harness's virtual clock: the SentAt of the last envelope received."""
         if h.sent_at.tzinfo is not None:
@@ -291,11 +331,11 @@ class Core:
     def ctx(self, op_date: date) -> Ctx:
         return Ctx(op_date=op_date, now=self.now())
 
-    # --- municipality ---------------------------------------------------------------------------------------
+    # --- municipality -------------------------------------------------------------------------------------
     def is_here(self, a: Address | None) -> bool:
         return a is not None and a.lg_code == self.lg
 
-    # --- identifiers ----------------------------------------------------------------------------------------
+    # --- identifiers --------------------------------------------------------------------------------------
     def new_juminhyo_code(self, avoid: Iterable[str] = ()) -> str:
         """A fresh valid 住民票コード (10 random digits + check digit) unused here."""
         skip = set(avoid)
@@ -314,24 +354,48 @@ class Core:
             if self.store.by_idno(idno) is None:
                 return idno
 
-    # --- sending --------------------------------------------------------------------------------------------
-    def emit(self, ctx: Ctx, message_type: str, body: etree._Element, *, to_lg: str | None = None,
-             correlation_id: str | None = None) -> int:
+    # --- sending ------------------------------------------------------------------------------------------
+    def emit(
+        self,
+        ctx: Ctx,
+        message_type: str,
+        body: etree._Element,
+        *,
+        to_lg: str | None = None,
+        correlation_id: str | None = None,
+    ) -> int:
         """Enqueue one message (inside the caller's transaction); returns its outbox id."""
         sender = "counter" if message_type in TERMINAL_TYPES else "juki"
-        h = header(message_type, (sender, self.lg), (RECEIVER[message_type], to_lg or self.lg),
-                   sent_at=ctx.now, business_date=ctx.op_date, correlation_id=correlation_id)
+        h = header(
+            message_type,
+            (sender, self.lg),
+            (RECEIVER[message_type], to_lg or self.lg),
+            sent_at=ctx.now,
+            business_date=ctx.op_date,
+            correlation_id=correlation_id,
+        )
         sync = message_type in SYNC_TYPES
         oid = self.outbox.enqueue(h, body, sync=sync)
         for _ in range(defects.transform_outgoing(self.cfg, message_type) - 1):
             self.outbox.enqueue(replace(h, message_id=new_id()), body, sync=sync)
         return oid
 
-    # --- the consequences of a change (contract section 3) ---------------------------------------------------
-    def apply_change(self, ctx: Ctx, before: Person | None, after: Person, code: str, event_date: JDate, *,
-                     notified: date | None = None, previous_code: str | None = None,
-                     card: bool = True, entry_kinds: Iterable[str] = (), agency: bool = True) -> Person:
-        """Save ``after`` and enqueue what the change causes, in the contract's order. Returns the saved person.
+    # --- the consequences of a change (contract section 3) ------------------------------------------------
+    def apply_change(
+        self,
+        ctx: Ctx,
+        before: Person | None,
+        after: Person,
+        code: str,
+        event_date: JDate,
+        *,
+        notified: date | None = None,
+        previous_code: str | None = None,
+        card: bool = True,
+        entry_kinds: Iterable[str] = (),
+        agency: bool = True,
+    ) -> Person:
+        """Save ``after`` and enqueue what the change causes, in the contract's order; returns it saved.
 
         ``card=False`` leaves the CardManagementInfo to the caller (特例転入 sends it after the 転入通知);
         ``entry_kinds`` are the 個別記載事項 just recorded (their business systems get a ResidentTransfer).
@@ -342,9 +406,15 @@ class Core:
         a = after.r
         address_changed = b is None or b.address != a.address
         name_changed = b is not None and b.name != a.name
-        identity_changed = (b is None or address_changed or name_changed or b.birth_date != a.birth_date
-                            or b.sex != a.sex or b.juminhyo_code != a.juminhyo_code
-                            or b.my_number != a.my_number)
+        identity_changed = (
+            b is None
+            or address_changed
+            or name_changed
+            or b.birth_date != a.birth_date
+            or b.sex != a.sex
+            or b.juminhyo_code != a.juminhyo_code
+            or b.my_number != a.my_number
+        )
         send_identity = family in ("A", "D") or identity_changed
         if code == "M02" and defects.on(self.cfg, "identity-on-household-change"):
             send_identity = True
@@ -381,33 +451,73 @@ class Core:
                 with_number = target in MY_NUMBER_TARGETS
                 if target == "税務" and defects.on(self.cfg, "transfer-tax-no-mynumber"):
                     with_number = False
-                self.emit(ctx, "ResidentTransfer", J.ResidentTransfer(
-                    J.TransferNo(new_id("T")), J.Target(target),
-                    resident_el("Resident", a, include_my_number=with_number), change_el("Change", change)))
+                self.emit(
+                    ctx,
+                    "ResidentTransfer",
+                    J.ResidentTransfer(
+                        J.TransferNo(new_id("T")),
+                        J.Target(target),
+                        resident_el("Resident", a, include_my_number=with_number),
+                        change_el("Change", change),
+                    ),
+                )
             # 3. the addressee system (→ 16 intermediate server)
             if not defects.skip(self.cfg, "skip-addressee-record"):
                 rec = a
                 if defects.on(self.cfg, "addressee-wrong-code"):
-                    rec = replace(a, juminhyo_code=make_juminhyo_code(
-                        f"{(int(a.juminhyo_code[:10]) + 1) % 10**10:010d}"))
-                self.emit(ctx, "AddresseeRecord", J.AddresseeRecord(
-                    J.RecordNo(new_id("R")), resident_el("Resident", rec), change_el("Change", change)))
+                    rec = replace(
+                        a,
+                        juminhyo_code=make_juminhyo_code(f"{(int(a.juminhyo_code[:10]) + 1) % 10**10:010d}"),
+                    )
+                self.emit(
+                    ctx,
+                    "AddresseeRecord",
+                    J.AddresseeRecord(
+                        J.RecordNo(new_id("R")), resident_el("Resident", rec), change_el("Change", change)
+                    ),
+                )
             # 4. foreign residents: 市町村通知 to the agency via the immigration link (sync, no 個人番号)
             if a.foreign is not None and agency and not defects.skip(self.cfg, "skip-municipal-notice"):
                 kind = {"A": "記載", "D": "消除"}.get(family, "修正")
-                self.emit(ctx, "MunicipalNotice", J.MunicipalNotice(
-                    J.NoticeNo(new_id("N")), J.LgCode(self.lg), J.Kind(kind), self.foreign_person_el(a),
-                    change_el("Change", change)))
+                self.emit(
+                    ctx,
+                    "MunicipalNotice",
+                    J.MunicipalNotice(
+                        J.NoticeNo(new_id("N")),
+                        J.LgCode(self.lg),
+                        J.Kind(kind),
+                        self.foreign_person_el(a),
+                        change_el("Change", change),
+                    ),
+                )
             # 5. 戸籍の附票: 本籍 elsewhere, on 記載 and on a change of address
-            if (a.foreign is None and a.honseki is not None and a.honseki.lg_code != self.lg
-                    and (family == "A" or (family == "M" and address_changed))
-                    and not defects.skip(self.cfg, "skip-fuhyo-notice")):
-                self.emit(ctx, "FuhyoNotice", J.FuhyoNotice(
-                    J.NoticeNo(new_id("F")), J.AddressLgCode(self.lg),
-                    koseki_person_el("Person", jcode=a.juminhyo_code, name=a.name, birth=a.birth_date,
-                                     sex=a.sex, honseki_=a.honseki),
-                    address_el("Address", a.address), jdate_el("AddressSince", a.address_since or event_date),
-                    change_el("Change", change)), to_lg=a.honseki.lg_code)
+            if (
+                a.foreign is None
+                and a.honseki is not None
+                and a.honseki.lg_code != self.lg
+                and (family == "A" or (family == "M" and address_changed))
+                and not defects.skip(self.cfg, "skip-fuhyo-notice")
+            ):
+                self.emit(
+                    ctx,
+                    "FuhyoNotice",
+                    J.FuhyoNotice(
+                        J.NoticeNo(new_id("F")),
+                        J.AddressLgCode(self.lg),
+                        koseki_person_el(
+                            "Person",
+                            jcode=a.juminhyo_code,
+                            name=a.name,
+                            birth=a.birth_date,
+                            sex=a.sex,
+                            honseki_=a.honseki,
+                        ),
+                        address_el("Address", a.address),
+                        jdate_el("AddressSince", a.address_since or event_date),
+                        change_el("Change", change),
+                    ),
+                    to_lg=a.honseki.lg_code,
+                )
             # 6. card holders: カード管理情報
             if card and a.card_no:
                 ev = self._card_event(ctx, after, code, event_date, address_changed, name_changed)
@@ -415,16 +525,21 @@ class Core:
                     self.card_info(ctx, after, ev)
         return after
 
-    def _card_event(self, ctx: Ctx, p: Person, code: str, event_date: JDate, address_changed: bool,
-                    name_changed: bool) -> CardEvent | None:
+    def _card_event(
+        self, ctx: Ctx, p: Person, code: str, event_date: JDate, address_changed: bool, name_changed: bool
+    ) -> CardEvent | None:
         day = western(event_date) or ctx.op_date
         if code == "D03":
             return CardEvent("失効", day)
         if code == "D01" and p.planned is not None:
             planned = western(p.planned.when) or day
             days = 30 if defects.on(self.cfg, "card-deadline-30days") else CARD_DEADLINE_DAYS
-            return CardEvent("転出", day, p.planned.address if p.planned.address and
-                             not p.planned.address.is_overseas else None, planned + timedelta(days=days))
+            return CardEvent(
+                "転出",
+                day,
+                p.planned.address if p.planned.address and not p.planned.address.is_overseas else None,
+                planned + timedelta(days=days),
+            )
         if code.startswith("M") and (address_changed or name_changed):
             return CardEvent("券面記載事項変更", day, p.r.address)
         return None
@@ -433,8 +548,13 @@ class Core:
         """CardManagementInfo on arrow 10 (F29)."""
         if not p.r.card_no or defects.skip(self.cfg, "skip-card-management-info"):
             return
-        body = J.CardManagementInfo(J.InfoNo(new_id("K")), J.CardNo(p.r.card_no), J.JuminhyoCode(p.code),
-                                    J.Event(ev.event), J.EventDate(ev.day.isoformat()))
+        body = J.CardManagementInfo(
+            J.InfoNo(new_id("K")),
+            J.CardNo(p.r.card_no),
+            J.JuminhyoCode(p.code),
+            J.Event(ev.event),
+            J.EventDate(ev.day.isoformat()),
+        )
         if ev.address is not None:
             address_el("Address", ev.address, body)
         if ev.deadline is not None:
@@ -454,24 +574,40 @@ class Core:
         address_el("Address", r.address, el)
         return el
 
-    # --- records --------------------------------------------------------------------------------------------
+    # --- records ------------------------------------------------------------------------------------------
     def new_person(self, r: Resident) -> Person:
         """A person not yet saved (rid 0) with a 識別番号 and 和暦 filled in its dates."""
-        r = replace(r, birth_date=fill(r.birth_date),
-                    resident_since=fill(r.resident_since) if r.resident_since else None,
-                    address_since=fill(r.address_since) if r.address_since else None,
-                    identification_no=r.identification_no or self.new_identification_no())
+        r = replace(
+            r,
+            birth_date=fill(r.birth_date),
+            resident_since=fill(r.resident_since) if r.resident_since else None,
+            address_since=fill(r.address_since) if r.address_since else None,
+            identification_no=r.identification_no or self.new_identification_no(),
+        )
         existing = self.store.by_code(r.juminhyo_code)
         if existing is not None:
             if existing.status != DELETED:
                 raise Refusal("ALREADY-RECORDED", f"住民票コード {r.juminhyo_code} is already recorded here")
             # re-recorded after a 消除: same record, its change sequence continues
-            return replace(existing, r=replace(r, identification_no=existing.r.identification_no),
-                           status=RESIDENT, planned=None, confirmed=None, notes=())
+            return replace(
+                existing,
+                r=replace(r, identification_no=existing.r.identification_no),
+                status=RESIDENT,
+                planned=None,
+                confirmed=None,
+                notes=(),
+            )
         return Person(rid=0, r=r)
 
-    def household_for(self, *, head: Person | None, relationship: str, self_name: Name, address: Address,
-                      join_at_address: bool = False) -> tuple[str, str, str]:
+    def household_for(
+        self,
+        *,
+        head: Person | None,
+        relationship: str,
+        self_name: Name,
+        address: Address,
+        join_at_address: bool = False,
+    ) -> tuple[str, str, str]:
         """(household no, head name, 続柄) for a person being recorded or moved."""
         if head is not None and relationship != "世帯主":
             return head.r.household_no, head.r.head_name, relationship
@@ -492,7 +628,10 @@ class Core:
         return p
 
     def find_subject(self, subject: etree._Element | None) -> Person | None:
-        """A person named by SubjectType/KosekiPersonType/ApplicantType: 住民票コード, 個人番号 or 氏名+生年月日."""
+        """The person a SubjectType, KosekiPersonType or ApplicantType names.
+
+        By 住民票コード, else 個人番号, else 氏名 and 生年月日 (the latest record that matches).
+        """
         if subject is None:
             return None
         jc = el_text(subject, "JuminhyoCode")
@@ -516,8 +655,13 @@ class Core:
             return [p]
         out = [p]
         for m in self.store.household(p.r.household_no):
-            if m.rid != p.rid and m.status == MOVING_OUT and m.planned is not None \
-                    and m.planned.to_lg == p.planned.to_lg and m.planned.when == p.planned.when:
+            if (
+                m.rid != p.rid
+                and m.status == MOVING_OUT
+                and m.planned is not None
+                and m.planned.to_lg == p.planned.to_lg
+                and m.planned.when == p.planned.when
+            ):
                 out.append(m)
         return out
 
@@ -526,11 +670,18 @@ class Core:
         m = municipality_for(lg_code)
         return Address(lg_code=m.lg_code, prefecture=m.prefecture, city=m.city, town=m.city)
 
-    # --- documents ------------------------------------------------------------------------------------------
-    def document(self, kind: str, title: str, ctx: Ctx, members: Iterable[etree._Element] = (),
-                 items: Iterable[etree._Element] = ()) -> etree._Element:
-        doc: etree._Element = J.Document(J.Title(title), J.IssuedDate(ctx.op_date.isoformat()), J.IssuerLgCode(self.lg),
-                         kind=kind)
+    # --- documents ----------------------------------------------------------------------------------------
+    def document(
+        self,
+        kind: str,
+        title: str,
+        ctx: Ctx,
+        members: Iterable[etree._Element] = (),
+        items: Iterable[etree._Element] = (),
+    ) -> etree._Element:
+        doc: etree._Element = J.Document(
+            J.Title(title), J.IssuedDate(ctx.op_date.isoformat()), J.IssuerLgCode(self.lg), kind=kind
+        )
         for m in members:
             doc.append(m)
         for it in items:

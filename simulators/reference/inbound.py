@@ -47,6 +47,7 @@ from simulators.reference.core import (
     fill,
     jd,
     koseki_person_el,
+    need,
     name_text,
     result_el,
     same_date,
@@ -73,31 +74,49 @@ def _ctx(core: Core, h: Header) -> Ctx:
     return Ctx(op_date=h.business_date, now=core.now())
 
 
-# --- requests the SUT starts and whose answers arrive here (F21, F23, F24) -------------------------------------
+# --- requests the SUT starts and whose answers arrive here (F21, F23, F24) --------------------------------
 
-def start_number_request(core: Core, ctx: Ctx, p: Person, purpose: str, extra: dict[str, Any] | None = None) -> str:
+
+def start_number_request(
+    core: Core, ctx: Ctx, p: Person, purpose: str, extra: dict[str, Any] | None = None
+) -> str:
     """NumberGenerationRequest (8→3): 新規指定 for a new 住民票コード, 変更 for a 個人番号 change."""
     req = new_id("G")
-    body = J.NumberGenerationRequest(J.RequestNo(req), J.Purpose(purpose), person_identity_el("Identity", p.r))
+    body = J.NumberGenerationRequest(
+        J.RequestNo(req), J.Purpose(purpose), person_identity_el("Identity", p.r)
+    )
     core.emit(ctx, "NumberGenerationRequest", body)
-    core.store.request_put(req, "number", p.rid, {"purpose": purpose, "op_date": ctx.op_date.isoformat(),
-                                                  **(extra or {})})
+    core.store.request_put(
+        req, "number", p.rid, {"purpose": purpose, "op_date": ctx.op_date.isoformat(), **(extra or {})}
+    )
     core.request_done.setdefault(req, asyncio.Event())
     return req
 
 
-def start_code_change(core: Core, ctx: Ctx, p: Person, origin: str | None = None,
-                      tried: tuple[str, ...] = ()) -> str:
+def start_code_change(
+    core: Core, ctx: Ctx, p: Person, origin: str | None = None, tried: tuple[str, ...] = ()
+) -> str:
     """ResidentCodeChange (8→3) with a new valid 住民票コード; returns the originating request number."""
     new = core.new_juminhyo_code(tried)
     req = new_id("J")
     origin = origin or req
     change = Change(code="M04", event_date=jd(ctx.op_date), notified=ctx.op_date, seq=p.seq + 1)
-    body = J.ResidentCodeChange(J.RequestNo(req), J.OldJuminhyoCode(p.code), J.NewJuminhyoCode(new),
-                                change_el("Change", change))
+    body = J.ResidentCodeChange(
+        J.RequestNo(req), J.OldJuminhyoCode(p.code), J.NewJuminhyoCode(new), change_el("Change", change)
+    )
     core.emit(ctx, "ResidentCodeChange", body)
-    core.store.request_put(req, "code", p.rid, {"origin": origin, "old": p.code, "new": new,
-                                                "tried": [*tried, new], "op_date": ctx.op_date.isoformat()})
+    core.store.request_put(
+        req,
+        "code",
+        p.rid,
+        {
+            "origin": origin,
+            "old": p.code,
+            "new": new,
+            "tried": [*tried, new],
+            "op_date": ctx.op_date.isoformat(),
+        },
+    )
     core.request_done.setdefault(origin, asyncio.Event())
     return origin
 
@@ -124,8 +143,11 @@ def on_number(core: Core, h: Header, body: etree._Element) -> None:
     if p.r.my_number != number:
         code = "M11" if p.r.my_number is None else "M03"
         card_no = p.r.card_no if code == "M03" else None
-        after = p.with_r(my_number=number, card_no=None if card_no else p.r.card_no,
-                         card_serial=None if card_no else p.r.card_serial)
+        after = p.with_r(
+            my_number=number,
+            card_no=None if card_no else p.r.card_no,
+            card_serial=None if card_no else p.r.card_serial,
+        )
         after = core.apply_change(ctx, p, after, code, jd(ctx.op_date), notified=ctx.op_date)
         if not defects.skip(core.cfg, "skip-notice-destination"):
             nd = J.NoticeDestination(J.RequestNo(new_id("D")), J.JuminhyoCode(after.code), J.MyNumber(number))
@@ -135,9 +157,17 @@ def on_number(core: Core, h: Header, body: etree._Element) -> None:
             nd.append(J.HeadName(after.r.head_name))
             core.emit(ctx, "NoticeDestination", nd)
         if card_no and not defects.skip(core.cfg, "mynumber-change-no-card-revoke"):
-            core.emit(ctx, "CardStatusChange", J.CardStatusChange(
-                J.ChangeNo(new_id("S")), J.CardNo(card_no), J.JuminhyoCode(after.code), J.NewStatus("廃止"),
-                J.ReasonText("個人番号の変更")))
+            core.emit(
+                ctx,
+                "CardStatusChange",
+                J.CardStatusChange(
+                    J.ChangeNo(new_id("S")),
+                    J.CardNo(card_no),
+                    J.JuminhyoCode(after.code),
+                    J.NewStatus("廃止"),
+                    J.ReasonText("個人番号の変更"),
+                ),
+            )
     if request is not None:
         core.store.request_set(req, "done", {**request[3], "my_number_set": True})
     _done(core, req)
@@ -161,8 +191,15 @@ def on_code_result(core: Core, h: Header, body: etree._Element) -> None:
     if status == "accepted":
         new = el_text(body, "NewJuminhyoCode") or data["new"]
         old = p.code
-        core.apply_change(ctx, p, p.with_r(juminhyo_code=new), "M04", jd(ctx.op_date), notified=ctx.op_date,
-                          previous_code=old)
+        core.apply_change(
+            ctx,
+            p,
+            p.with_r(juminhyo_code=new),
+            "M04",
+            jd(ctx.op_date),
+            notified=ctx.op_date,
+            previous_code=old,
+        )
         core.store.request_set(req, "done", data)
         if origin != req:
             o = core.store.request_get(origin)
@@ -179,9 +216,12 @@ def on_code_result(core: Core, h: Header, body: etree._Element) -> None:
     _done(core, origin)
 
 
-# --- F08, F09, F13: moving between municipalities ------------------------------------------------------------
+# --- F08, F09, F13: moving between municipalities ---------------------------------------------------------
 
-def move_out_cert_info(core: Core, persons: list[Person], to_lg: str, request_no: str | None) -> etree._Element:
+
+def move_out_cert_info(
+    core: Core, persons: list[Person], to_lg: str, request_no: str | None
+) -> etree._Element:
     """MoveOutCertInfo (8→1): the 転出証明書情報 of persons who notified a move to ``to_lg``."""
     first = persons[0]
     planned = first.planned
@@ -193,8 +233,11 @@ def move_out_cert_info(core: Core, persons: list[Person], to_lg: str, request_no
     body.append(J.MoveInLgCode(to_lg))
     jdate_el("PlannedMoveOutDate", planned.when, body)
     body.append(J.NotifiedDate(planned.notified.isoformat()))
-    dest = planned.address if planned.address is not None and not planned.address.is_overseas \
+    dest = (
+        planned.address
+        if planned.address is not None and not planned.address.is_overseas
         else core.municipality_address(to_lg)
+    )
     address_el("PlannedAddress", dest, body)
     for p in persons:
         m = J.Member(resident_el("Resident", p.r))
@@ -219,20 +262,28 @@ def on_moveout_request(core: Core, h: Header, body: etree._Element) -> None:
         return
     no_corr = defects.on(core.cfg, "moc-info-no-correlation")
     info = move_out_cert_info(core, persons, move_in_lg, None if no_corr else el_text(body, "RequestNo"))
-    core.emit(_ctx(core, h), "MoveOutCertInfo", info, to_lg=move_in_lg,
-              correlation_id=None if no_corr else h.message_id)
+    core.emit(
+        _ctx(core, h),
+        "MoveOutCertInfo",
+        info,
+        to_lg=move_in_lg,
+        correlation_id=None if no_corr else h.message_id,
+    )
 
 
 def on_moveout_info(core: Core, h: Header, body: etree._Element) -> None:
     """MoveOutCertInfo (F09): kept for 特例転入."""
-    core.store.cert_put(el_text(body, "CertificateNo") or new_id("C"), el_text(body, "MoveOutLgCode") or "",
-                        etree.tostring(body, encoding="unicode"))
+    core.store.cert_put(
+        el_text(body, "CertificateNo") or new_id("C"),
+        el_text(body, "MoveOutLgCode") or "",
+        etree.tostring(body, encoding="unicode"),
+    )
 
 
 def on_movein_notice(core: Core, h: Header, body: etree._Element) -> None:
     """MoveInNotice (F13 as moving-out municipality): confirmed date/address beside the planned ones; 消除."""
-    move_in = fill(jdate_from(child(body, "MoveInDate")))  # type: ignore[arg-type]
-    addr = address_from(child(body, "NewAddress"))  # type: ignore[arg-type]
+    move_in = fill(jdate_from(need(body, "MoveInDate")))
+    addr = address_from(need(body, "NewAddress"))
     lg = el_text(body, "MoveInLgCode") or h.sender_lg
     notice_no = el_text(body, "NoticeNo") or ""
     for pe in body.iterfind(q("Person")):
@@ -242,34 +293,58 @@ def on_movein_notice(core: Core, h: Header, body: etree._Element) -> None:
         confirmed = ConfirmedMove(when=move_in, address=addr, lg_code=lg, notice_no=notice_no)
         after = replace(p, status=DELETED, confirmed=confirmed)
         if defects.on(core.cfg, "movein-overwrites-planned"):
-            after = replace(after, planned=PlannedMove(to_lg=lg, when=move_in, address=addr,
-                                                       notified=p.planned.notified))
+            after = replace(
+                after, planned=PlannedMove(to_lg=lg, when=move_in, address=addr, notified=p.planned.notified)
+            )
         change = Change(code="D05", event_date=move_in, notified=h.business_date, seq=max(p.seq, 1))
         core.store.save(replace(after, last_change=change))
 
 
-# --- F12, F14: 戸籍・附票 --------------------------------------------------------------------------------------
+# --- F12, F14: 戸籍・附票 ---------------------------------------------------------------------------------
+
 
 def koseki_find(core: Core, jcode: str | None, name: Name, birth: JDate) -> tuple[int, dict[str, Any]] | None:
     for kid, code, data in reversed(core.store.koseki_all()):
         if jcode and code == jcode:
             return kid, data
-        if same_name(from_json(Name, data["name"]), name) and same_date(from_json(JDate, data["birth"]), birth):
+        if same_name(from_json(Name, data["name"]), name) and same_date(
+            from_json(JDate, data["birth"]), birth
+        ):
             return kid, data
     return None
 
 
-def koseki_record(core: Core, jcode: str | None, name: Name, birth: JDate, sex: str | None,
-                  honseki: Honseki | None, address_lg: str, entry_kind: str, *, dead: bool,
-                  old_name: Name | None = None) -> None:
+def koseki_record(
+    core: Core,
+    jcode: str | None,
+    name: Name,
+    birth: JDate,
+    sex: str | None,
+    honseki: Honseki | None,
+    address_lg: str,
+    entry_kind: str,
+    *,
+    dead: bool,
+    old_name: Name | None = None,
+) -> None:
     """Keep a family-register entry made here as 本籍地 (used when a FuhyoNotice arrives, F12)."""
     found = koseki_find(core, jcode, old_name or name, birth)
-    data = {"name": to_json(name), "birth": to_json(birth), "sex": sex, "honseki": to_json(honseki),
-            "address_lg": address_lg, "entry_kind": entry_kind, "dead": dead}
+    data = {
+        "name": to_json(name),
+        "birth": to_json(birth),
+        "sex": sex,
+        "honseki": to_json(honseki),
+        "address_lg": address_lg,
+        "entry_kind": entry_kind,
+        "dead": dead,
+    }
     if found is not None:
         data = {**found[1], **{k: v for k, v in data.items() if v is not None}}
-    core.store.koseki_put(jcode or (found[1].get("jcode") if found else None), {**data, "jcode": jcode},
-                          found[0] if found else None)
+    core.store.koseki_put(
+        jcode or (found[1].get("jcode") if found else None),
+        {**data, "jcode": jcode},
+        found[0] if found else None,
+    )
 
 
 def on_fuhyo(core: Core, h: Header, body: etree._Element) -> None:
@@ -278,8 +353,8 @@ def on_fuhyo(core: Core, h: Header, body: etree._Element) -> None:
     assert person is not None
     if el_text(person, "Honseki/LgCode") != core.lg:
         return
-    name = name_from(child(person, "Name"))  # type: ignore[arg-type]
-    birth = jdate_from(child(person, "BirthDate"))  # type: ignore[arg-type]
+    name = name_from(need(person, "Name"))
+    birth = jdate_from(need(person, "BirthDate"))
     sex = el_text(person, "Sex")
     jcode = el_text(person, "JuminhyoCode")
     found = koseki_find(core, jcode, name, birth)
@@ -299,10 +374,15 @@ def on_fuhyo(core: Core, h: Header, body: etree._Element) -> None:
             mismatches.append(("生年月日", date_text(birth) or "（なし）", date_text(k_birth) or "（なし）"))
         if sex and k_sex and sex != k_sex:
             mismatches.append(("性別", sex, str(k_sex)))
-        core.store.koseki_put(jcode or data.get("jcode"), {**data, "fuhyo_lg": el_text(body, "AddressLgCode"),
-                                                           "fuhyo_address": address_text(address_from(
-                                                               child(body, "Address")))},  # type: ignore[arg-type]
-                              found[0])
+        core.store.koseki_put(
+            jcode or data.get("jcode"),
+            {
+                **data,
+                "fuhyo_lg": el_text(body, "AddressLgCode"),
+                "fuhyo_address": address_text(address_from(need(body, "Address"))),
+            },
+            found[0],
+        )
     if not mismatches or defects.skip(core.cfg, "fuhyo-no-mismatch-notice"):
         return
     address_lg = el_text(body, "AddressLgCode") or h.sender_lg
@@ -327,7 +407,7 @@ def on_koseki_notice(core: Core, h: Header, body: etree._Element) -> None:
     if p is None or p.status == DELETED:
         return
     ctx = _ctx(core, h)
-    event = fill(jdate_from(child(body, "EntryDate")))  # type: ignore[arg-type]
+    event = fill(jdate_from(need(body, "EntryDate")))
     if el_text(body, "EntryKind") == "死亡":
         core.apply_change(ctx, p, replace(p, status=DELETED), "D03", event, notified=h.business_date)
         return
@@ -341,7 +421,8 @@ def on_koseki_notice(core: Core, h: Header, body: etree._Element) -> None:
         core.apply_change(ctx, p, p.with_r(**changes), "M08", event, notified=h.business_date)
 
 
-# --- F16, F18 ------------------------------------------------------------------------------------------------
+# --- F16, F18 ---------------------------------------------------------------------------------------------
+
 
 def on_individual_entry(core: Core, h: Header, body: etree._Element) -> None:
     """IndividualEntryNotice (F16): record the entries (M10); ResidentTransfer to each matching system."""
@@ -351,8 +432,15 @@ def on_individual_entry(core: Core, h: Header, body: etree._Element) -> None:
     new = [entry_from(e) for e in body.iterfind(q("Entry"))]
     kinds = [e.kind for e in new]
     keep = tuple(e for e in p.r.entries if e.kind not in kinds)
-    core.apply_change(_ctx(core, h), p, p.with_r(entries=(*keep, *new)), "M10", jd(h.business_date),
-                      notified=h.business_date, entry_kinds=kinds)
+    core.apply_change(
+        _ctx(core, h),
+        p,
+        p.with_r(entries=(*keep, *new)),
+        "M10",
+        jd(h.business_date),
+        notified=h.business_date,
+        entry_kinds=kinds,
+    )
 
 
 def on_wide_area(core: Core, h: Header, body: etree._Element) -> None:
@@ -398,10 +486,11 @@ def on_wide_area(core: Core, h: Header, body: etree._Element) -> None:
     core.emit(_ctx(core, h), "WideAreaCopyInfo", out, to_lg=issuing, correlation_id=h.message_id)
 
 
-# --- F11 法務省通知 ---------------------------------------------------------------------------------------------
+# --- F11 法務省通知 ---------------------------------------------------------------------------------------
+
 
 def on_moj(core: Core, h: Header, body: etree._Element) -> None:
-    """MojNotice (F11): 特別永住者 held; others amend (M09) or delete (D06 / D03); a before/after slip kept."""
+    """MojNotice (F11): 特別永住者 held; others amend (M09) or delete (D06/D03); a before/after slip kept."""
     notice_no = el_text(body, "NoticeNo") or new_id("N")
     kind = el_text(body, "Kind") or ""
     category = el_text(body, "Category") or ""
@@ -423,11 +512,13 @@ def on_moj(core: Core, h: Header, body: etree._Element) -> None:
             nn = name_from(n)
             proposed.append(["氏名", name_text(new_name) if new_name else "", name_text(nn)])
             new_name = nn
-        for tag, label, attr in (("Nationality", "国籍・地域", "nationality"),
-                                 ("ResidenceStatus", "在留資格", "residence_status"),
-                                 ("PeriodOfStay", "在留期間", "period_of_stay"),
-                                 ("PeriodEnd", "在留期間の満了の日", "period_end"),
-                                 ("NewResidenceCardNo", "在留カード等の番号", "residence_card_no")):
+        for tag, label, attr in (
+            ("Nationality", "国籍・地域", "nationality"),
+            ("ResidenceStatus", "在留資格", "residence_status"),
+            ("PeriodOfStay", "在留期間", "period_of_stay"),
+            ("PeriodEnd", "在留期間の満了の日", "period_end"),
+            ("NewResidenceCardNo", "在留カード等の番号", "residence_card_no"),
+        ):
             v = el_text(changes, tag)
             if v is None:
                 continue
@@ -458,15 +549,18 @@ def on_moj(core: Core, h: Header, body: etree._Element) -> None:
     core.store.slip_put(notice_no, "適用", data)
 
 
-# --- F30, F27/F05 --------------------------------------------------------------------------------------------
+# --- F30, F27/F05 -----------------------------------------------------------------------------------------
+
 
 def on_eapplication(core: Core, h: Header, body: etree._Element) -> None:
     """EApplication (F30): kept for EApplicationProcessOp."""
-    core.store.eapp_put(el_text(body, "ApplicationId") or new_id("E"), etree.tostring(body, encoding="unicode"))
+    core.store.eapp_put(
+        el_text(body, "ApplicationId") or new_id("E"), etree.tostring(body, encoding="unicode")
+    )
 
 
 def on_certificate_data(core: Core, h: Header, body: etree._Element) -> etree._Element:
-    """CertificateDataRequest (F27, F05; sync, yellow arrow 19): by 識別番号, never 個人番号 or 住民票コード."""
+    """CertificateDataRequest (F27, F05; sync, yellow 19): by 識別番号; never 個人番号 or 住民票コード."""
     req = el_text(body, "RequestNo") or new_id("Q")
     p = core.store.by_idno(el_text(body, "IdentificationNo") or "")
     out: etree._Element = J.CertificateData(J.RequestNo(req))
@@ -479,7 +573,9 @@ def on_certificate_data(core: Core, h: Header, body: etree._Element) -> etree._E
     out.append(result_el("accepted"))
     out.append(J.IssuerLgCode(core.lg))
     rel = el_text(body, "Request/Options/Relationship") == "true"
-    honseki = el_text(body, "Request/Options/Honseki") == "true" or defects.on(core.cfg, "kiosk-unasked-honseki")
+    honseki = el_text(body, "Request/Options/Honseki") == "true" or defects.on(
+        core.cfg, "kiosk-unasked-honseki"
+    )
     members = [p]
     if el_text(body, "Request/Scope") == "世帯全員":
         members = [m for m in core.store.household(p.r.household_no) if m.status != DELETED]
@@ -527,7 +623,8 @@ INBOUND: dict[str, Handler] = {
 SYNC_ANSWERS: dict[str, str] = {"CertificateDataRequest": "CertificateData"}
 
 
-# --- answers to the SUT's own sync requests -------------------------------------------------------------------
+# --- answers to the SUT's own sync requests ---------------------------------------------------------------
+
 
 def on_answer(core: Core, msg: OutMessage, answer: etree._Element) -> None:
     """Apply what a sync answer changes (called by the outbox whether or not the operation still waits)."""
@@ -540,15 +637,25 @@ def on_answer(core: Core, msg: OutMessage, answer: etree._Element) -> None:
         ctx = Ctx(op_date=msg.header.business_date, now=core.now())
         valid = el_text(answer, "ValidUntil")
         with core.store.tx():
-            p = core.store.save(replace(p.with_r(card_no=el_text(answer, "CardNo"),
-                                                 card_serial=el_text(answer, "CertSerial")),
-                                        card_valid_until=date.fromisoformat(valid) if valid else None))
+            p = core.store.save(
+                replace(
+                    p.with_r(card_no=el_text(answer, "CardNo"), card_serial=el_text(answer, "CertSerial")),
+                    card_valid_until=date.fromisoformat(valid) if valid else None,
+                )
+            )
             if not defects.skip(core.cfg, "card-issue-no-cardinfo"):
                 handover = el_text(msg.body, "HandoverDate")
-                core.card_info(ctx, p, CardEvent("交付", date.fromisoformat(handover) if handover
-                                                 else ctx.op_date, p.r.address))
+                core.card_info(
+                    ctx,
+                    p,
+                    CardEvent("交付", date.fromisoformat(handover) if handover else ctx.op_date, p.r.address),
+                )
     elif msg.message_type == "MunicipalNotice":
         status = el_text(answer, "Result/Status")
         if status not in ("accepted", None):
-            log.warning("MunicipalNotice %s finally answered %s %s", msg.message_id, status,
-                        el_text(answer, "Result/Code"))
+            log.warning(
+                "MunicipalNotice %s finally answered %s %s",
+                msg.message_id,
+                status,
+                el_text(answer, "Result/Code"),
+            )

@@ -70,10 +70,16 @@ def _header_json(h: Header) -> str:
 def _header_from(text: str) -> Header:
     d = json.loads(text)
     return Header(
-        message_type=d["message_type"], sender_actor=d["sender_actor"], sender_lg=d["sender_lg"],
-        receiver_actor=d["receiver_actor"], receiver_lg=d["receiver_lg"],
-        sent_at=datetime.fromisoformat(d["sent_at"]), business_date=date.fromisoformat(d["business_date"]),
-        message_id=d["message_id"], correlation_id=d.get("correlation_id"), retry_reason=d.get("retry_reason"),
+        message_type=d["message_type"],
+        sender_actor=d["sender_actor"],
+        sender_lg=d["sender_lg"],
+        receiver_actor=d["receiver_actor"],
+        receiver_lg=d["receiver_lg"],
+        sent_at=datetime.fromisoformat(d["sent_at"]),
+        business_date=date.fromisoformat(d["business_date"]),
+        message_id=d["message_id"],
+        correlation_id=d.get("correlation_id"),
+        retry_reason=d.get("retry_reason"),
     )
 
 
@@ -98,15 +104,23 @@ class Outbox:
         self._session: aiohttp.ClientSession | None = None
         self._waiters: dict[int, list[asyncio.Future[Answer]]] = {}
 
-    # --- enqueueing (inside the caller's transaction) --------------------------------------------------------
+    # --- enqueueing (inside the caller's transaction) -----------------------------------------------------
     def enqueue(self, h: Header, body: etree._Element, *, sync: bool = False) -> int:
         """Write a message to the outbox; it is sent once the enclosing transaction commits."""
         h = replace(h, message_id=h.message_id or new_id(), retry_reason=None)
         with self.store.tx() as c:
             cur = c.execute(
-                "INSERT INTO outbox(message_id, message_type, sync, header, body, state) VALUES (?, ?, ?, ?, ?, ?)",
-                (h.message_id, h.message_type, int(sync), _header_json(h),
-                 etree.tostring(body, encoding="unicode"), PENDING))
+                "INSERT INTO outbox(message_id, message_type, sync, header, body, state)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    h.message_id,
+                    h.message_type,
+                    int(sync),
+                    _header_json(h),
+                    etree.tostring(body, encoding="unicode"),
+                    PENDING,
+                ),
+            )
             oid = int(cur.lastrowid or 0)
         self._wake.set()
         return oid
@@ -114,15 +128,25 @@ class Outbox:
     def kick(self) -> None:
         self._wake.set()
 
-    # --- reading --------------------------------------------------------------------------------------------
+    # --- reading ------------------------------------------------------------------------------------------
     def _row(self, where: str, args: tuple[object, ...] = ()) -> OutMessage | None:
         row = self.store.conn.execute(
             f"SELECT oid, message_id, message_type, sync, header, body, attempts, retry_reason FROM outbox "
-            f"WHERE {where}", args).fetchone()
+            f"WHERE {where}",
+            args,
+        ).fetchone()
         if row is None:
             return None
-        return OutMessage(oid=row[0], message_id=row[1], message_type=row[2], sync=bool(row[3]),
-                          header=_header_from(row[4]), body=parse(row[5]), attempts=row[6], retry_reason=row[7])
+        return OutMessage(
+            oid=row[0],
+            message_id=row[1],
+            message_type=row[2],
+            sync=bool(row[3]),
+            header=_header_from(row[4]),
+            body=parse(row[5]),
+            attempts=row[6],
+            retry_reason=row[7],
+        )
 
     def _next(self) -> OutMessage | None:
         order = "DESC" if defects.on(self.cfg, "reverse-order") else "ASC"
@@ -135,12 +159,16 @@ class Outbox:
     def rows(self) -> list[dict[str, object]]:
         """Every outbox row (for tests and the health page): id, type, state, attempts, status."""
         cur = self.store.conn.execute(
-            "SELECT oid, message_id, message_type, state, attempts, retry_reason, status FROM outbox ORDER BY oid")
+            "SELECT oid, message_id, message_type, state, attempts, retry_reason, status"
+            " FROM outbox ORDER BY oid"
+        )
         keys = ("oid", "message_id", "message_type", "state", "attempts", "retry_reason", "status")
         return [dict(zip(keys, r, strict=True)) for r in cur.fetchall()]
 
     def _stored_answer(self, oid: int) -> Answer | None:
-        row = self.store.conn.execute("SELECT state, status, response FROM outbox WHERE oid=?", (oid,)).fetchone()
+        row = self.store.conn.execute(
+            "SELECT state, status, response FROM outbox WHERE oid=?", (oid,)
+        ).fetchone()
         if row is None or row[0] == PENDING:
             return None
         body = None
@@ -172,7 +200,7 @@ class Outbox:
             if not fut.done():
                 fut.set_result(answer)
 
-    # --- the worker -----------------------------------------------------------------------------------------
+    # --- the worker ---------------------------------------------------------------------------------------
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.cfg.http_timeout))
         self._task = asyncio.create_task(self._run(), name="reference-outbox")
@@ -228,8 +256,10 @@ class Outbox:
             reason = msg.retry_reason or "resent after restart"
             if defects.on(self.cfg, "retry-new-id"):
                 h = replace(h, message_id=new_id())
-                self.store.conn.execute("UPDATE outbox SET message_id=?, header=? WHERE oid=?",
-                                        (h.message_id, _header_json(h), msg.oid))
+                self.store.conn.execute(
+                    "UPDATE outbox SET message_id=?, header=? WHERE oid=?",
+                    (h.message_id, _header_json(h), msg.oid),
+                )
             if not defects.on(self.cfg, "retry-no-reason"):
                 h = replace(h, retry_reason=reason[:200])
         return build(h, msg.body)
@@ -243,7 +273,8 @@ class Outbox:
         attempts = msg.attempts + 1
         try:
             async with self._session.post(
-                f"{self.cfg.gateway_url.rstrip('/')}/msg", data=data,
+                f"{self.cfg.gateway_url.rstrip('/')}/msg",
+                data=data,
                 headers={"Authorization": f"Bearer {self.cfg.token}", "Content-Type": "application/xml"},
             ) as resp:
                 status, payload = resp.status, await resp.read()
@@ -258,8 +289,11 @@ class Outbox:
                     body = None
             if msg.message_type == "MunicipalNotice" and body is not None:
                 st, code = _result_status(body)
-                if st not in ("accepted", "") and attempts <= self.cfg.result_retries \
-                        and not defects.on(self.cfg, "municipal-notice-no-resend"):
+                if (
+                    st not in ("accepted", "")
+                    and attempts <= self.cfg.result_retries
+                    and not defects.on(self.cfg, "municipal-notice-no-resend")
+                ):
                     return self._retry(msg, attempts, f"agency answered {st} {code}".strip())
             self._finish(msg, SENT, status, payload if msg.sync else None)
             if body is not None and self.on_answer is not None:
@@ -275,8 +309,13 @@ class Outbox:
                 self._resolve(msg.oid, Answer(status))
                 return 0.0
             return self._retry(msg, attempts, f"HTTP {status} from the gateway")
-        log.warning("outbox: gateway refused %s %s with HTTP %s: %s", msg.message_type, msg.message_id,
-                    status, payload[:500].decode("utf-8", "replace"))
+        log.warning(
+            "outbox: gateway refused %s %s with HTTP %s: %s",
+            msg.message_type,
+            msg.message_id,
+            status,
+            payload[:500].decode("utf-8", "replace"),
+        )
         self._finish(msg, REFUSED, status, payload)
         self._resolve(msg.oid, Answer(status))
         return 0.0
@@ -288,10 +327,16 @@ class Outbox:
             return 0.0
         self.store.conn.execute("UPDATE outbox SET retry_reason=? WHERE oid=?", (reason, msg.oid))
         delay = self._backoff(attempts)
-        log.info("outbox: %s %s not delivered (%s); retry in %.2fs", msg.message_type, msg.message_id,
-                 reason, delay)
+        log.info(
+            "outbox: %s %s not delivered (%s); retry in %.2fs",
+            msg.message_type,
+            msg.message_id,
+            reason,
+            delay,
+        )
         return delay
 
     def _finish(self, msg: OutMessage, state: str, status: int, response: bytes | None) -> None:
-        self.store.conn.execute("UPDATE outbox SET state=?, status=?, response=? WHERE oid=?",
-                                (state, status, response, msg.oid))
+        self.store.conn.execute(
+            "UPDATE outbox SET state=?, status=?, response=? WHERE oid=?", (state, status, response, msg.oid)
+        )

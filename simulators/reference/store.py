@@ -81,7 +81,8 @@ class Person:
         return replace(self, r=replace(self.r, **kw))
 
 
-# --- JSON of frozen dataclasses ------------------------------------------------------------------------------
+# --- JSON of frozen dataclasses ---------------------------------------------------------------------------
+
 
 def to_json(v: Any) -> Any:
     """A JSON-able value of a model object (dataclasses, dates, tuples)."""
@@ -186,7 +187,7 @@ class Store:
         self._depth = 0
         self.conn.execute("COMMIT")
 
-    # --- sequences ------------------------------------------------------------------------------------------
+    # --- sequences ----------------------------------------------------------------------------------------
     def next_number(self, name: str) -> int:
         with self.tx() as c:
             row = c.execute("SELECT value FROM numbers WHERE name=?", (name,)).fetchone()
@@ -194,7 +195,7 @@ class Store:
             c.execute("INSERT OR REPLACE INTO numbers(name, value) VALUES (?, ?)", (name, value))
         return value
 
-    # --- residents ------------------------------------------------------------------------------------------
+    # --- residents ----------------------------------------------------------------------------------------
     def _row_person(self, row: tuple[Any, ...] | None) -> Person | None:
         if row is None:
             return None
@@ -202,8 +203,9 @@ class Store:
         return replace(p, rid=row[0])
 
     def _one(self, where: str, args: tuple[Any, ...]) -> Person | None:
-        row = self.conn.execute(f"SELECT rid, data FROM residents WHERE {where} ORDER BY rid DESC LIMIT 1",
-                                args).fetchone()
+        row = self.conn.execute(
+            f"SELECT rid, data FROM residents WHERE {where} ORDER BY rid DESC LIMIT 1", args
+        ).fetchone()
         return self._row_person(row)
 
     def by_rid(self, rid: int) -> Person | None:
@@ -229,8 +231,9 @@ class Store:
         return [p for p in (self._row_person(r) for r in rows) if p is not None]
 
     def household(self, no: str) -> list[Person]:
-        rows = self.conn.execute("SELECT rid, data FROM residents WHERE household_no=? ORDER BY rid",
-                                 (no,)).fetchall()
+        rows = self.conn.execute(
+            "SELECT rid, data FROM residents WHERE household_no=? ORDER BY rid", (no,)
+        ).fetchall()
         return [p for p in (self._row_person(r) for r in rows) if p is not None]
 
     def code_in_use(self, jcode: str) -> bool:
@@ -239,31 +242,48 @@ class Store:
     def save(self, p: Person) -> Person:
         """Insert (rid 0) or update a person; returns it with its rid."""
         r = p.r
-        cols = (r.juminhyo_code, r.my_number, r.identification_no, r.card_no,
-                r.foreign.residence_card_no if r.foreign else None, r.household_no, p.status)
+        cols = (
+            r.juminhyo_code,
+            r.my_number,
+            r.identification_no,
+            r.card_no,
+            r.foreign.residence_card_no if r.foreign else None,
+            r.household_no,
+            p.status,
+        )
         with self.tx() as c:
             if p.rid == 0:
                 cur = c.execute(
-                    "INSERT INTO residents(jcode, my_number, idno, card_no, rescard, household_no, status, data)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, '{}')", cols)
+                    "INSERT INTO residents(jcode, my_number, idno, card_no, rescard, household_no, status,"
+                    " data)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, '{}')",
+                    cols,
+                )
                 p = replace(p, rid=int(cur.lastrowid or 0))
-            c.execute("UPDATE residents SET jcode=?, my_number=?, idno=?, card_no=?, rescard=?, household_no=?,"
-                      " status=?, data=? WHERE rid=?", (*cols, dumps(p), p.rid))
+            c.execute(
+                "UPDATE residents SET jcode=?, my_number=?, idno=?, card_no=?, rescard=?, household_no=?,"
+                " status=?, data=? WHERE rid=?",
+                (*cols, dumps(p), p.rid),
+            )
         return p
 
-    # --- households -----------------------------------------------------------------------------------------
+    # --- households ---------------------------------------------------------------------------------------
     def new_household_no(self) -> str:
         return str(self.next_number("household"))
 
-    # --- generic JSON / XML side tables ---------------------------------------------------------------------
+    # --- generic JSON / XML side tables -------------------------------------------------------------------
     def koseki_put(self, jcode: str | None, data: dict[str, Any], kid: int | None = None) -> int:
         with self.tx() as c:
             if kid is None:
-                cur = c.execute("INSERT INTO koseki(jcode, data) VALUES (?, ?)",
-                                (jcode, json.dumps(data, ensure_ascii=False)))
+                cur = c.execute(
+                    "INSERT INTO koseki(jcode, data) VALUES (?, ?)",
+                    (jcode, json.dumps(data, ensure_ascii=False)),
+                )
                 return int(cur.lastrowid or 0)
-            c.execute("UPDATE koseki SET jcode=?, data=? WHERE kid=?",
-                      (jcode, json.dumps(data, ensure_ascii=False), kid))
+            c.execute(
+                "UPDATE koseki SET jcode=?, data=? WHERE kid=?",
+                (jcode, json.dumps(data, ensure_ascii=False), kid),
+            )
             return kid
 
     def koseki_all(self) -> list[tuple[int, str | None, dict[str, Any]]]:
@@ -272,15 +292,19 @@ class Store:
 
     def cert_put(self, cert_no: str, from_lg: str, xml: str) -> None:
         with self.tx() as c:
-            c.execute("INSERT OR IGNORE INTO moveout_certs(cert_no, from_lg, xml) VALUES (?, ?, ?)",
-                      (cert_no, from_lg, xml))
+            c.execute(
+                "INSERT OR IGNORE INTO moveout_certs(cert_no, from_lg, xml) VALUES (?, ?, ?)",
+                (cert_no, from_lg, xml),
+            )
 
     def cert_get(self, cert_no: str) -> tuple[str, bool] | None:
         row = self.conn.execute("SELECT xml, used FROM moveout_certs WHERE cert_no=?", (cert_no,)).fetchone()
         return None if row is None else (row[0], bool(row[1]))
 
     def certs_unused(self) -> list[tuple[str, str, str]]:
-        rows = self.conn.execute("SELECT cert_no, from_lg, xml FROM moveout_certs WHERE used=0 ORDER BY rowid")
+        rows = self.conn.execute(
+            "SELECT cert_no, from_lg, xml FROM moveout_certs WHERE used=0 ORDER BY rowid"
+        )
         return [(r[0], r[1], r[2]) for r in rows.fetchall()]
 
     def cert_mark_used(self, cert_no: str) -> None:
@@ -289,7 +313,9 @@ class Store:
 
     def eapp_put(self, app_id: str, xml: str) -> None:
         with self.tx() as c:
-            c.execute("INSERT OR IGNORE INTO eapps(app_id, state, xml) VALUES (?, 'received', ?)", (app_id, xml))
+            c.execute(
+                "INSERT OR IGNORE INTO eapps(app_id, state, xml) VALUES (?, 'received', ?)", (app_id, xml)
+            )
 
     def eapp_get(self, app_id: str) -> tuple[str, str] | None:
         row = self.conn.execute("SELECT state, xml FROM eapps WHERE app_id=?", (app_id,)).fetchone()
@@ -301,43 +327,58 @@ class Store:
 
     def slip_put(self, notice_no: str, state: str, data: dict[str, Any]) -> None:
         with self.tx() as c:
-            c.execute("INSERT OR REPLACE INTO moj_slips(notice_no, state, data) VALUES (?, ?, ?)",
-                      (notice_no, state, json.dumps(data, ensure_ascii=False)))
+            c.execute(
+                "INSERT OR REPLACE INTO moj_slips(notice_no, state, data) VALUES (?, ?, ?)",
+                (notice_no, state, json.dumps(data, ensure_ascii=False)),
+            )
 
     def slips(self, notice_no: str | None) -> list[tuple[str, str, dict[str, Any]]]:
         if notice_no is None:
-            rows = self.conn.execute("SELECT notice_no, state, data FROM moj_slips WHERE printed=0 ORDER BY seq")
+            rows = self.conn.execute(
+                "SELECT notice_no, state, data FROM moj_slips WHERE printed=0 ORDER BY seq"
+            )
         else:
-            rows = self.conn.execute("SELECT notice_no, state, data FROM moj_slips WHERE notice_no=?",
-                                     (notice_no,))
+            rows = self.conn.execute(
+                "SELECT notice_no, state, data FROM moj_slips WHERE notice_no=?", (notice_no,)
+            )
         return [(r[0], r[1], json.loads(r[2])) for r in rows.fetchall()]
 
     def slips_mark_printed(self, notice_nos: list[str]) -> None:
         with self.tx() as c:
             c.executemany("UPDATE moj_slips SET printed=1 WHERE notice_no=?", [(n,) for n in notice_nos])
 
-    def request_put(self, request_no: str, kind: str, rid: int | None, data: dict[str, Any],
-                    state: str = "waiting") -> None:
+    def request_put(
+        self, request_no: str, kind: str, rid: int | None, data: dict[str, Any], state: str = "waiting"
+    ) -> None:
         with self.tx() as c:
-            c.execute("INSERT OR REPLACE INTO requests(request_no, kind, rid, state, data) VALUES (?, ?, ?, ?, ?)",
-                      (request_no, kind, rid, state, json.dumps(data, ensure_ascii=False)))
+            c.execute(
+                "INSERT OR REPLACE INTO requests(request_no, kind, rid, state, data) VALUES (?, ?, ?, ?, ?)",
+                (request_no, kind, rid, state, json.dumps(data, ensure_ascii=False)),
+            )
 
     def request_get(self, request_no: str) -> tuple[str, int | None, str, dict[str, Any]] | None:
-        row = self.conn.execute("SELECT kind, rid, state, data FROM requests WHERE request_no=?",
-                                (request_no,)).fetchone()
+        row = self.conn.execute(
+            "SELECT kind, rid, state, data FROM requests WHERE request_no=?", (request_no,)
+        ).fetchone()
         return None if row is None else (row[0], row[1], row[2], json.loads(row[3]))
 
     def request_set(self, request_no: str, state: str, data: dict[str, Any]) -> None:
         with self.tx() as c:
-            c.execute("UPDATE requests SET state=?, data=? WHERE request_no=?",
-                      (state, json.dumps(data, ensure_ascii=False), request_no))
+            c.execute(
+                "UPDATE requests SET state=?, data=? WHERE request_no=?",
+                (state, json.dumps(data, ensure_ascii=False), request_no),
+            )
 
-    # --- idempotency of inbound messages ---------------------------------------------------------------------
+    # --- idempotency of inbound messages ------------------------------------------------------------------
     def seen_get(self, message_id: str) -> tuple[int, bytes | None] | None:
-        row = self.conn.execute("SELECT status, response FROM seen WHERE message_id=?", (message_id,)).fetchone()
+        row = self.conn.execute(
+            "SELECT status, response FROM seen WHERE message_id=?", (message_id,)
+        ).fetchone()
         return None if row is None else (int(row[0]), row[1])
 
     def seen_put(self, message_id: str, message_type: str, status: int, response: bytes | None) -> None:
         with self.tx() as c:
-            c.execute("INSERT OR REPLACE INTO seen(message_id, message_type, status, response) VALUES (?, ?, ?, ?)",
-                      (message_id, message_type, status, response))
+            c.execute(
+                "INSERT OR REPLACE INTO seen(message_id, message_type, status, response) VALUES (?, ?, ?, ?)",
+                (message_id, message_type, status, response),
+            )

@@ -17,7 +17,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, cast
 
 import aiohttp
 from aiohttp import web
@@ -33,7 +33,15 @@ from conformance.xmlsafe import NS, parse, q
 from simulators.clock import JST
 
 __all__ = [
-    "FakeGateway", "Received", "counter_request", "documents", "items", "members", "official_record", "person_el",
+    "E",
+    "FakeGateway",
+    "Received",
+    "counter_request",
+    "documents",
+    "items",
+    "members",
+    "official_record",
+    "person_el",
     "text",
 ]
 
@@ -58,6 +66,20 @@ class Received:
 
 Answer = Callable[["FakeGateway", Received], etree._Element | None]
 Reaction = Callable[["FakeGateway", Received], Coroutine[Any, Any, None]]
+
+
+class TypedMaker:
+    """:data:`conformance.envelope.J` with the element type known to mypy (tests build many bodies)."""
+
+    def __getattr__(self, tag: str) -> Callable[..., etree._Element]:
+        return cast(Callable[..., etree._Element], getattr(J, tag))
+
+    def __call__(self, tag: str, *children: Any, **attrib: str) -> etree._Element:
+        return cast(etree._Element, J(tag, *children, **attrib))
+
+
+E = TypedMaker()
+"""Typed element factory: ``E.CopyRequest(E.JuminhyoCode(...))`` returns ``etree._Element``."""
 
 
 def text(el: etree._Element | None, path: str) -> str | None:
@@ -86,22 +108,30 @@ def _result(status: str = "accepted", code: str | None = None) -> etree._Element
 
 
 def _card_issued(gw: FakeGateway, m: Received) -> etree._Element:
-    out: etree._Element = J.CardIssuanceResult(J.ApplicationNo(text(m.body, "ApplicationNo") or "A"), _result(),
-                                               J.CardNo("C" + _alnum(11)), J.CertSerial(secrets.token_hex(16).upper()),
-                                               J.ValidUntil("2036-03-30"))
+    out: etree._Element = J.CardIssuanceResult(
+        J.ApplicationNo(text(m.body, "ApplicationNo") or "A"),
+        _result(),
+        J.CardNo("C" + _alnum(11)),
+        J.CertSerial(secrets.token_hex(16).upper()),
+        J.ValidUntil("2036-03-30"),
+    )
     return out
 
 
 def _card_verified(gw: FakeGateway, m: Received) -> etree._Element:
-    out: etree._Element = J.CardVerificationResult(J.VerificationNo(text(m.body, "VerificationNo") or "V"),
-                                                   _result(), J.Valid("true"))
+    out: etree._Element = J.CardVerificationResult(
+        J.VerificationNo(text(m.body, "VerificationNo") or "V"), _result(), J.Valid("true")
+    )
     return out
 
 
 def _card_status(gw: FakeGateway, m: Received) -> etree._Element:
-    out: etree._Element = J.CardStatusResult(J.ChangeNo(text(m.body, "ChangeNo") or "S"), _result(),
-                                             J.CardNo(text(m.body, "CardNo") or "C00000000000"),
-                                             J.Status(text(m.body, "NewStatus") or "廃止"))
+    out: etree._Element = J.CardStatusResult(
+        J.ChangeNo(text(m.body, "ChangeNo") or "S"),
+        _result(),
+        J.CardNo(text(m.body, "CardNo") or "C00000000000"),
+        J.Status(text(m.body, "NewStatus") or "廃止"),
+    )
     return out
 
 
@@ -111,29 +141,36 @@ def _municipal(gw: FakeGateway, m: Received) -> etree._Element:
 
 
 def _identity_query(gw: FakeGateway, m: Received) -> etree._Element:
-    out: etree._Element = J.IdentityQueryResult(J.QueryNo(text(m.body, "QueryNo") or "Q"),
-                                                _result("not-found", "NOT-FOUND"))
+    out: etree._Element = J.IdentityQueryResult(
+        J.QueryNo(text(m.body, "QueryNo") or "Q"), _result("not-found", "NOT-FOUND")
+    )
     return out
 
 
 async def _designate(gw: FakeGateway, m: Received) -> None:
-    body = J.NumberToDesignate(J.RequestNo(text(m.body, "RequestNo") or "G"),
-                               J.JuminhyoCode(text(m.body, "Identity/JuminhyoCode") or ""),
-                               J.MyNumber(_new_my_number()))
+    body = J.NumberToDesignate(
+        J.RequestNo(text(m.body, "RequestNo") or "G"),
+        J.JuminhyoCode(text(m.body, "Identity/JuminhyoCode") or ""),
+        J.MyNumber(_new_my_number()),
+    )
     await gw.deliver("NumberToDesignate", body, correlation_id=m.header.message_id)
 
 
 async def _code_result(gw: FakeGateway, m: Received) -> None:
-    body = J.ResidentCodeChangeResult(J.RequestNo(text(m.body, "RequestNo") or "J"), _result(),
-                                      J.NewJuminhyoCode(text(m.body, "NewJuminhyoCode") or ""))
+    body = J.ResidentCodeChangeResult(
+        J.RequestNo(text(m.body, "RequestNo") or "J"),
+        _result(),
+        J.NewJuminhyoCode(text(m.body, "NewJuminhyoCode") or ""),
+    )
     await gw.deliver("ResidentCodeChangeResult", body, correlation_id=m.header.message_id)
 
 
 class FakeGateway:
     """POST /msg on 127.0.0.1 that records, validates and answers what the reference SUT sends."""
 
-    def __init__(self, *, lg_code: str = "131016", sut_token: str = "sut-secret",
-                 gateway_token: str = "gateway-secret") -> None:
+    def __init__(
+        self, *, lg_code: str = "131016", sut_token: str = "sut-secret", gateway_token: str = "gateway-secret"
+    ) -> None:
         self.lg_code = lg_code
         self.sut_token = sut_token
         self.gateway_token = gateway_token
@@ -144,11 +181,15 @@ class FakeGateway:
         self.down = False
         self.refuse_types: set[str] = set()
         self.answers: dict[str, Answer] = {
-            "CardIssuanceRequest": _card_issued, "CardVerificationRequest": _card_verified,
-            "CardStatusChange": _card_status, "MunicipalNotice": _municipal, "IdentityQuery": _identity_query,
+            "CardIssuanceRequest": _card_issued,
+            "CardVerificationRequest": _card_verified,
+            "CardStatusChange": _card_status,
+            "MunicipalNotice": _municipal,
+            "IdentityQuery": _identity_query,
         }
         self.reactions: dict[str, Reaction] = {
-            "NumberGenerationRequest": _designate, "ResidentCodeChange": _code_result,
+            "NumberGenerationRequest": _designate,
+            "ResidentCodeChange": _code_result,
         }
         self.sut_url = ""
         self.now = START
@@ -190,17 +231,22 @@ class FakeGateway:
         await self.start()
         return self
 
-    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.stop()
 
-    # --- receiving ------------------------------------------------------------------------------------------
+    # --- receiving ----------------------------------------------------------------------------------------
     async def _msg(self, request: web.Request) -> web.Response:
         if request.headers.get("Authorization") != f"Bearer {self.sut_token}":
             return web.Response(status=401)
         data = await request.read()
         checked = self.validator.check(data)
-        h = read_header(checked.root) if checked.root is not None and checked.header.get("message_id") else None
+        h = (
+            read_header(checked.root)
+            if checked.root is not None and checked.header.get("message_id")
+            else None
+        )
         if h is not None:
             self.attempts.append(h)
         if self.down:
@@ -231,9 +277,11 @@ class FakeGateway:
 
     def _error(self, status: int, findings: list[Finding]) -> web.Response:
         h = header("ErrorReport", ("cs", self.lg_code), ("juki", self.lg_code), sent_at=self.now)
-        return web.Response(status=status, body=build(h, error_report(findings)), content_type="application/xml")
+        return web.Response(
+            status=status, body=build(h, error_report(findings)), content_type="application/xml"
+        )
 
-    # --- reading what was received --------------------------------------------------------------------------
+    # --- reading what was received ------------------------------------------------------------------------
     def of(self, *types: str) -> list[Received]:
         return [m for m in self.received if not types or m.type in types]
 
@@ -247,9 +295,10 @@ class FakeGateway:
     def since(self, mark: int, *types: str) -> list[Received]:
         return [m for m in self.received[mark:] if not types or m.type in types]
 
-    async def wait_for(self, message_type: str, count: int = 1, timeout: float = 5.0,
-                       since: int = 0) -> list[Received]:
-        """Wait until ``count`` messages of ``message_type`` arrived after ``since``; AssertionError on timeout."""
+    async def wait_for(
+        self, message_type: str, count: int = 1, timeout: float = 5.0, since: int = 0
+    ) -> list[Received]:
+        """Wait for ``count`` messages of ``message_type`` after ``since`` (AssertionError on timeout)."""
         loop = asyncio.get_running_loop()
         end = loop.time() + timeout
         while True:
@@ -257,7 +306,9 @@ class FakeGateway:
             if len(got) >= count:
                 return got
             if loop.time() > end:
-                raise AssertionError(f"expected {count} {message_type}, got {len(got)}; received {self.types()}")
+                raise AssertionError(
+                    f"expected {count} {message_type}, got {len(got)}; received {self.types()}"
+                )
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), 0.05)
@@ -278,31 +329,57 @@ class FakeGateway:
             data = await r.json()
         return int(data.get("outbox_pending", 0))
 
-    # --- sending to the SUT ---------------------------------------------------------------------------------
+    # --- sending to the SUT -------------------------------------------------------------------------------
     async def post_sut(self, path: str, data: bytes, token: str | None = None) -> tuple[int, bytes]:
         assert self._session is not None
-        async with self._session.post(f"{self.sut_url}{path}", data=data, headers={
-                "Authorization": f"Bearer {token or self.gateway_token}", "Content-Type": "application/xml"}) as r:
+        async with self._session.post(
+            f"{self.sut_url}{path}",
+            data=data,
+            headers={
+                "Authorization": f"Bearer {token or self.gateway_token}",
+                "Content-Type": "application/xml",
+            },
+        ) as r:
             return r.status, await r.read()
 
-    def envelope(self, message_type: str, body: etree._Element, *, sender: tuple[str, str] | None = None,
-                 receiver: tuple[str, str] | None = None, business_date: date | None = None,
-                 message_id: str | None = None, correlation_id: str | None = None) -> bytes:
-        h = header(message_type, sender or ("cs", self.lg_code), receiver or ("juki", self.lg_code),
-                   sent_at=self.now, business_date=business_date or self.now.date(), message_id=message_id,
-                   correlation_id=correlation_id)
+    def envelope(
+        self,
+        message_type: str,
+        body: etree._Element,
+        *,
+        sender: tuple[str, str] | None = None,
+        receiver: tuple[str, str] | None = None,
+        business_date: date | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+    ) -> bytes:
+        h = header(
+            message_type,
+            sender or ("cs", self.lg_code),
+            receiver or ("juki", self.lg_code),
+            sent_at=self.now,
+            business_date=business_date or self.now.date(),
+            message_id=message_id,
+            correlation_id=correlation_id,
+        )
         return build(h, body)
 
     async def deliver(self, message_type: str, body: etree._Element, **kw: Any) -> tuple[int, bytes]:
         """POST an envelope to the SUT's /inbound as the gateway does (sender ``cs`` unless given)."""
         return await self.post_sut("/inbound", self.envelope(message_type, body, **kw))
 
-    async def counter(self, op_date: date, op: etree._Element, *, message_id: str | None = None,
-                      raw: bool = False) -> etree._Element:
+    async def counter(
+        self, op_date: date, op: etree._Element, *, message_id: str | None = None, raw: bool = False
+    ) -> etree._Element:
         """Drive one counter operation; returns the CounterResult body."""
         req = J.CounterRequest(J.OperationDate(op_date.isoformat()), J.Staff("窓口担当"), op)
-        env = self.envelope("CounterRequest", req, sender=("counter", self.lg_code), business_date=op_date,
-                            message_id=message_id)
+        env = self.envelope(
+            "CounterRequest",
+            req,
+            sender=("counter", self.lg_code),
+            business_date=op_date,
+            message_id=message_id,
+        )
         status, data = await self.post_sut("/counter", env)
         assert status == 200, (status, data[:500])
         checked = self.validator.check(data)
@@ -316,12 +393,15 @@ class FakeGateway:
 
 def counter_request(op_date: date, op: etree._Element, lg_code: str = "131016") -> bytes:
     """A complete CounterRequest envelope (for raw posts)."""
-    h = header("CounterRequest", ("counter", lg_code), ("juki", lg_code), sent_at=START, business_date=op_date)
+    h = header(
+        "CounterRequest", ("counter", lg_code), ("juki", lg_code), sent_at=START, business_date=op_date
+    )
     return build(h, J.CounterRequest(J.OperationDate(op_date.isoformat()), op))
 
 
-def person_el(r: Resident, *, tag: str = "Person", ids: bool = True, relationship: bool = True,
-              card: bool = True) -> etree._Element:
+def person_el(
+    r: Resident, *, tag: str = "Person", ids: bool = True, relationship: bool = True, card: bool = True
+) -> etree._Element:
     """CounterPersonType from a model resident (codes only with ``ids``; card number only with ``card``)."""
     el: etree._Element = etree.Element(q(tag), nsmap=_NSMAP)
     if ids:
@@ -340,7 +420,6 @@ def person_el(r: Resident, *, tag: str = "Person", ids: bool = True, relationshi
     if card and r.card_no:
         etree.SubElement(el, q("CardNo")).text = r.card_no
     return el
-
 
 
 def documents(result: etree._Element) -> list[etree._Element]:

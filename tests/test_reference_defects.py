@@ -1,0 +1,187 @@
+"""Defect injection: the catalogue covers F01–F30, names are checked, and the hooks change behaviour only
+when a defect is injected (a sample; the full self-test belongs to the scenarios' defect catalogue)."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from conformance.codec import address_el, jdate_el
+from conformance.model import JDate, Resident
+from conformance.residents import ResidentFactory
+from conformance.rules import find_my_numbers
+from simulators.reference import DEFECTS, RefConfig, ReferenceSut
+from simulators.reference import defects as defects_mod
+from simulators.reference.testing import E as J
+from simulators.reference.testing import FakeGateway, documents, items, members, official_record, person_el
+
+LG = "131016"
+DAY = date(2026, 3, 30)
+PKG = Path(defects_mod.__file__).parent
+
+
+def test_every_function_has_a_defect() -> None:
+    functions = {d.function for d in DEFECTS.values()}
+    assert functions == {f"F{n:02d}" for n in range(1, 31)}
+    assert all(name == d.name and d.description for name, d in DEFECTS.items())
+
+
+def test_every_catalogued_defect_is_consulted_and_every_point_is_catalogued() -> None:
+    used: set[str] = set()
+    for path in PKG.glob("*.py"):
+        if path.name in ("defects.py", "testing.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("on", "skip")
+                and len(node.args) == 2
+                and isinstance(node.args[1], ast.Constant)
+            ):
+                used.add(str(node.args[1].value))
+    used.add("duplicate-notice")  # via transform_outgoing
+    assert used == set(DEFECTS)
+
+
+def test_unknown_defect_names_fail_loudly() -> None:
+    with pytest.raises(ValueError, match="unknown defect"):
+        RefConfig(defects=frozenset({"no-such-defect"}))
+    with pytest.raises(KeyError):
+        defects_mod.on(RefConfig(), "no-such-point")
+    assert not any(defects_mod.on(RefConfig(), n) for n in DEFECTS)
+
+
+@pytest.fixture
+async def gw() -> AsyncIterator[FakeGateway]:
+    async with FakeGateway() as g:
+        yield g
+
+
+@pytest.fixture
+def person() -> Resident:
+    f = ResidentFactory(3, LG, hard_share=0.0, card_share=1.0)
+    while True:
+        r = f.resident()
+        if r.foreign is None and r.honseki is not None:
+            return replace(r, relationship="世帯主")
+
+
+@asynccontextmanager
+async def running(gw: FakeGateway, tmp: Path, *names: str) -> AsyncIterator[ReferenceSut]:
+    cfg = RefConfig(
+        gateway_url=gw.url,
+        data_dir=tmp,
+        retry_initial=0.02,
+        retry_max=0.1,
+        answer_timeout=2.0,
+        defects=frozenset(names),
+    )
+    async with ReferenceSut(cfg) as sut:
+        gw.sut_url = sut.url
+        yield sut
+
+
+async def _types_after_record(gw: FakeGateway, r: Resident) -> object:
+    await gw.counter(DAY, official_record(r))
+    await gw.settle()
+    return gw.types()
+
+
+async def _copy_has_address(gw: FakeGateway, r: Resident) -> object:
+    await gw.counter(DAY, official_record(r))
+    res = await gw.counter(
+        DAY,
+        J.CopyRequest(
+            J.JuminhyoCode(r.juminhyo_code),
+            J.Scope("本人"),
+            J.Requester("本人"),
+            J.Relationship("false"),
+            J.Honseki("false"),
+            J.IncludeMyNumber("false"),
+            J.IncludeJuminhyoCode("false"),
+        ),
+    )
+    return members(documents(res)[0])[0].find("{urn:juki-harness:1}Address") is not None
+
+
+async def _certdata_numbers(gw: FakeGateway, r: Resident) -> object:
+    res = await gw.counter(DAY, official_record(r))
+    idno = items(documents(res)[0])[f"識別番号:{r.juminhyo_code}"][0] or ""
+    req = J.CertificateDataRequest(
+        J.RequestNo("R-1"),
+        J.IdentificationNo(idno),
+        J.Request(
+            J.CertificateKind("住民票の写し"),
+            J.Scope("本人"),
+            J.Copies("1"),
+            J.Options(J.Relationship("false"), J.Honseki("false")),
+        ),
+    )
+    _, data = await gw.deliver("CertificateDataRequest", req, sender=("certserver", LG))
+    return find_my_numbers(data.decode())
+
+
+async def _order_after_503(gw: FakeGateway, r: Resident) -> object:
+    gw.down = True
+    await gw.counter(DAY, official_record(r))
+    gw.down = False
+    await gw.settle()
+    return gw.types()
+
+
+async def _malformed_status(gw: FakeGateway, r: Resident) -> object:
+    status, _ = await gw.post_sut("/inbound", b"<not-xml")
+    return status
+
+
+async def _identity_copies(gw: FakeGateway, r: Resident) -> object:
+    await gw.counter(DAY, official_record(r))
+    await gw.settle()
+    return len(gw.of("IdentityNotice"))
+
+
+async def _late_item(gw: FakeGateway, r: Resident) -> object:
+    op = J.MovingNotification(J.Kind("国内転入"))
+    jdate_el("EventDate", JDate.of(date(2026, 3, 1)), op)
+    op.append(J.FromLgCode("011002"))
+    address_el("NewAddress", r.address, op)
+    op.append(person_el(r))
+    res = await gw.counter(DAY, op)
+    return "届出期間経過" in items(documents(res)[0])
+
+
+Probe = Callable[[FakeGateway, Resident], Awaitable[object]]
+
+
+@pytest.mark.parametrize(
+    ("defect", "probe"),
+    [
+        ("skip-identity-notice", _types_after_record),
+        ("skip-resident-transfer", _types_after_record),
+        ("skip-addressee-record", _types_after_record),
+        ("skip-fuhyo-notice", _types_after_record),
+        ("copy-missing-address", _copy_has_address),
+        ("leak-mynumber-certdata", _certdata_numbers),
+        ("reverse-order", _order_after_503),
+        ("accept-malformed", _malformed_status),
+        ("duplicate-notice", _identity_copies),
+        ("movein-no-late-item", _late_item),
+    ],
+)
+async def test_a_defect_changes_behaviour_only_when_injected(
+    gw: FakeGateway, tmp_path: Path, person: Resident, defect: str, probe: Probe
+) -> None:
+    async with running(gw, tmp_path / "clean"):
+        clean = await probe(gw, person)
+    gw.received.clear()
+    gw.invalid.clear()
+    async with running(gw, tmp_path / "defect", defect):
+        broken = await probe(gw, person)
+    assert clean != broken, f"{defect}: no observable difference ({clean!r})"
