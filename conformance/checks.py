@@ -601,11 +601,13 @@ def _ready_order(ctx: CheckContext, p: Mapping[str, Any]) -> bool:
 
 
 READY["content.message"] = _ready_match
+READY["sequence.present"] = _ready_match
 READY["sequence.order"] = _ready_order
 
 @check("CONT-MESSAGE", "content.message", "メッセージの内容", "content of a message",
        {"properties": {"match": _MATCH, "assert": {"type": "array", "items": _ASSERTION},
-                       "count": {"type": "integer", "minimum": 1}, "mode": {"enum": ["all", "any", "last"]},
+                       "count": {"type": "integer", "minimum": 1}, "min": {"type": "integer", "minimum": 1},
+                       "mode": {"enum": ["all", "any", "last"]},
                        "capture": _CAPTURE, "within": _NUM},
         "required": ["match"]}, waits=True)
 def _content_message(ctx: CheckContext, p: Mapping[str, Any]) -> tuple[bool, str, list[Evidence]]:
@@ -620,6 +622,9 @@ def _content_message(ctx: CheckContext, p: Mapping[str, Any]) -> tuple[bool, str
         return False, f"no {what} was found", [Evidence(expected=what, actual="nothing")]
     if "count" in p and len(recs) != int(p["count"]):
         return False, f"{len(recs)} × {what}, expected {p['count']}", \
+            [Evidence.of(r, note="matching message") for r in recs]
+    if "min" in p and len(recs) < int(p["min"]):
+        return False, f"{len(recs)} × {what}, expected at least {p['min']}", \
             [Evidence.of(r, note="matching message") for r in recs]
     mode = p.get("mode", "all")
     targets = [recs[-1]] if mode == "last" else recs
@@ -673,6 +678,10 @@ def _content_result(ctx: CheckContext, p: Mapping[str, Any]) -> tuple[bool, str,
         ev.append(Evidence(message_id=step.message_id, expected=f"HTTP {p['http']}", actual=f"HTTP {step.status}",
                            note=f"step {sid}"))
     body = step.body
+    needs_body = any(k in p for k in ("status", "code", "assert", "capture"))
+    if body is None and not needs_body:
+        return (ok, f"step {sid}: HTTP {step.status}", ev) if not ok else (True, f"step {sid}: HTTP {step.status}",
+                                                                            ev)
     if body is None:
         return False, f"step {sid}: the answer is not an XML document", ev + [
             Evidence(message_id=step.message_id, expected="an envelope", actual=(step.response or b"")[:200].decode(

@@ -49,12 +49,12 @@ class Header:
         return replace(self, message_id=new_id())
 
     def reply(self, message_type: str, sent_at: datetime, business_date: date | None = None) -> Header:
-        """Header of an answer to this message: receiver and sender swapped, correlation set."""
+        """Header of an answer to this message: receiver and sender swapped, CorrelationId = this MessageId."""
         return Header(
             message_type=message_type, sender_actor=self.receiver_actor, sender_lg=self.receiver_lg,
             receiver_actor=self.sender_actor, receiver_lg=self.sender_lg, sent_at=sent_at,
             business_date=business_date or self.business_date, message_id=new_id(),
-            correlation_id=self.correlation_id or self.message_id,
+            correlation_id=self.message_id,
         )
 
     def to_json(self) -> dict[str, Any]:

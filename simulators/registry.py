@@ -90,7 +90,7 @@ UPPER = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 HEX = "0123456789ABCDEF"
 SEED_MAX_BYTES = 64 * 1024 * 1024
 #: Whether sync requests made while relaying carry the original's correlation id (see SimBase.ask).
-CORRELATE_SYNC_RELAYS = False
+CORRELATE_SYNC_RELAYS = True
 
 
 class Refusal(Exception):
@@ -155,10 +155,8 @@ class SimBase(Simulator):
                   body: etree._Element, *, correlation_id: str | None = None) -> SendResult:
         """A sync request made while handling another message (the answer comes in the SendResult).
 
-        The conversation's id goes along only when :data:`CORRELATE_SYNC_RELAYS` is set: the gateway builds a
-        sync answer's header with ``Header.reply`` (CorrelationId = the request's CorrelationId, else its
-        MessageId) but then requires it to be the request's MessageId, so a request that carries a
-        CorrelationId gets its own answer refused (GW-RESPONSE).
+        The conversation's id goes along when :data:`CORRELATE_SYNC_RELAYS` is set, so relayed hops are linked
+        end to end; the answer itself correlates to the relayed request's MessageId (``Header.reply``).
         """
         return await self.send(tenant, receiver, message_type, body,
                                correlation_id=correlation_id if CORRELATE_SYNC_RELAYS else None)

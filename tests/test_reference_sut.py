@@ -6,6 +6,7 @@ SUT sends (schema, rules, arrow): a test fails at teardown if the SUT sent anyth
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -93,16 +94,26 @@ def japanese(factory: ResidentFactory, *, honseki_lg: str | None = None, card: b
     return replace(r, relationship="世帯主")
 
 
-def moving(kind: str, event: date, *people: etree._Element, **kw: object) -> etree._Element:
+def moving(
+    kind: str,
+    event: date,
+    *people: etree._Element,
+    FromLgCode: str | None = None,
+    ToLgCode: str | None = None,
+    NewAddress: Address | None = None,
+    HeadJuminhyoCode: str | None = None,
+) -> etree._Element:
+    """A MovingNotification in the XSD's element order."""
     op = J.MovingNotification(J.Kind(kind))
     jdate_el("EventDate", jd(event), op)
-    for tag in ("FromLgCode", "ToLgCode"):
-        if tag in kw:
-            op.append(J(tag, str(kw[tag])))
-    if "NewAddress" in kw:
-        address_el("NewAddress", kw["NewAddress"], op)  # type: ignore[arg-type]
-    if "HeadJuminhyoCode" in kw:
-        op.append(J.HeadJuminhyoCode(str(kw["HeadJuminhyoCode"])))
+    if FromLgCode:
+        op.append(J.FromLgCode(FromLgCode))
+    if ToLgCode:
+        op.append(J.ToLgCode(ToLgCode))
+    if NewAddress is not None:
+        address_el("NewAddress", NewAddress, op)
+    if HeadJuminhyoCode:
+        op.append(J.HeadJuminhyoCode(HeadJuminhyoCode))
     for p in people:
         op.append(p)
     return op
@@ -254,6 +265,25 @@ async def test_counter_duplicate_message_id_returns_the_first_result(
     assert etree.tostring(first) == etree.tostring(again)
     await gw.settle()
     assert len(gw.of("IdentityNotice")) == 1
+
+
+async def test_a_counter_request_resent_while_it_runs_is_one_operation(
+    gw: FakeGateway, tmp_path: Path, factory: ResidentFactory
+) -> None:
+    """The gateway resends a slow counter request (same MessageId) while staff still wait: one operation."""
+    del gw.reactions["NumberGenerationRequest"]
+    cfg = RefConfig(gateway_url=gw.url, data_dir=tmp_path / "r", answer_timeout=0.4)
+    async with ReferenceSut(cfg) as s:
+        gw.sut_url = s.url
+        op = moving("国外転入", DAY, person_el(japanese(factory), ids=False), NewAddress=here())
+        first, again = await asyncio.gather(
+            gw.counter(DAY, op, message_id="M-slow-1"), gw.counter(DAY, op, message_id="M-slow-1")
+        )
+        assert etree.tostring(first) == etree.tostring(again)
+        assert status(first) == ("held", "NUMBER-PENDING")
+        await gw.settle()
+        assert [m.type for m in gw.received].count("IdentityNotice") == 1
+        assert [m.type for m in gw.received].count("NumberGenerationRequest") == 1
 
 
 async def test_counter_refuses_an_invalid_request(gw: FakeGateway, sut: ReferenceSut) -> None:
@@ -546,7 +576,16 @@ async def test_f03_third_party_never_gets_restricted_items(
 ) -> None:
     r = japanese(factory)
     await load(gw, r)
-    res = await gw.counter(DAY, copy_req(r.juminhyo_code, requester=requester, **{ask: True}))  # type: ignore[arg-type]
+    res = await gw.counter(
+        DAY,
+        copy_req(
+            r.juminhyo_code,
+            requester=requester,
+            honseki=ask == "honseki",
+            my_number=ask == "my_number",
+            jcode=ask == "jcode",
+        ),
+    )
     assert status(res) == ("refused", "COPY-RESTRICTED")
     assert documents(res) == []
 

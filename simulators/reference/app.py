@@ -13,6 +13,7 @@ Usage::
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -59,6 +60,7 @@ class ReferenceSut:
         self.outbox: Outbox | None = None
         self.core: Core | None = None
         self.validator = Validator()
+        self._inflight: dict[str, asyncio.Future[bytes]] = {}
 
     # --- lifecycle ----------------------------------------------------------------------------------------
     @property
@@ -257,8 +259,27 @@ class ReferenceSut:
         seen = self.store.seen_get(h.message_id)
         if seen is not None and seen[1]:
             return web.Response(status=seen[0], body=seen[1], content_type="application/xml", charset="utf-8")
+        running = self._inflight.get(h.message_id)
+        if running is not None:  # the same request again while staff still wait: one operation, one answer
+            payload = await asyncio.shield(running)
+            return web.Response(status=200, body=payload, content_type="application/xml", charset="utf-8")
+        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._inflight[h.message_id] = fut
+        try:
+            payload = await self._operate(h, body_of(checked.root))
+            fut.set_result(payload)
+        except BaseException as e:
+            fut.set_exception(e)
+            fut.exception()  # retrieved: a waiting duplicate re-raises it, nobody else needs to
+            raise
+        finally:
+            self._inflight.pop(h.message_id, None)
+        return web.Response(status=200, body=payload, content_type="application/xml", charset="utf-8")
+
+    async def _operate(self, h: Header, req: etree._Element) -> bytes:
+        """Run one counter operation and build (and remember) its CounterResult envelope."""
+        assert self.core is not None and self.store is not None
         self.core.observe(h)
-        req = body_of(checked.root)
         op_date = date.fromisoformat(req.findtext(q("OperationDate")) or h.business_date.isoformat())
         op = next(
             (
@@ -285,7 +306,7 @@ class ReferenceSut:
         reply = h.reply("CounterResult", self.core.now(), business_date=op_date)
         payload = build(reply, out)
         self.store.seen_put(h.message_id, "CounterRequest", 200, payload)
-        return web.Response(status=200, body=payload, content_type="application/xml", charset="utf-8")
+        return payload
 
     # --- GET /contract, /health ---------------------------------------------------------------------------
     async def _contract(self, request: web.Request) -> web.Response:

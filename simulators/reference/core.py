@@ -612,9 +612,9 @@ class Core:
         if head is not None and relationship != "世帯主":
             return head.r.household_no, head.r.head_name, relationship
         if join_at_address and relationship != "世帯主":
-            for p in reversed(self.store.all_persons()):
-                if p.status != DELETED and p.r.relationship == "世帯主" and p.r.address == address:
-                    return p.r.household_no, p.r.head_name, relationship
+            p = self.store.head_at(address)
+            if p is not None:
+                return p.r.household_no, p.r.head_name, relationship
         return self.store.new_household_no(), name_text(self_name), "世帯主"
 
     def person(self, jcode: str | None, *, alive: bool = True, prefix: str = "PERSON") -> Person:
@@ -643,9 +643,12 @@ class Core:
         n_el, b_el = child(subject, "Name"), child(subject, "BirthDate")
         if n_el is None or b_el is None:
             return None
-        name, birth = name_from(n_el), jdate_from(b_el)
-        for p in reversed(self.store.all_persons()):
-            if same_name(p.r.name, name) and same_date(p.r.birth_date, birth):
+        return self.by_name_birth(name_from(n_el), jdate_from(b_el))
+
+    def by_name_birth(self, name: Name, birth: JDate, *, alive: bool = False) -> Person | None:
+        """The latest record with this 氏名 and 生年月日 (with ``alive``: not deleted)."""
+        for p in self.store.born_on(birth):
+            if same_name(p.r.name, name) and not (alive and p.status == DELETED):
                 return p
         return None
 

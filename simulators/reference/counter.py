@@ -47,11 +47,9 @@ from simulators.reference.core import (
     fill,
     item,
     jd,
-    need,
     koseki_person_el,
     name_text,
-    same_date,
-    same_name,
+    need,
     status_after_moveout,
     western,
 )
@@ -808,16 +806,7 @@ async def koseki_entry(core: Core, ctx: Ctx, op: etree._Element) -> OpResult:
     if address_lg == core.lg:
         p = core.store.by_code(cp.jcode) if cp.jcode else None
         if p is None:
-            p = next(
-                (
-                    x
-                    for x in reversed(core.store.all_persons())
-                    if x.status != DELETED
-                    and same_name(x.r.name, cp.name)
-                    and same_date(x.r.birth_date, cp.birth)
-                ),
-                None,
-            )
+            p = core.by_name_birth(cp.name, cp.birth, alive=True)
         if p is None or p.status == DELETED:
             raise Refusal(
                 "KOSEKI-NOT-FOUND", "the person does not live here (AddressLgCode is this municipality)"

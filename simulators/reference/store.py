@@ -113,6 +113,17 @@ def from_json(tp: Any, data: Any) -> Any:
     return data
 
 
+def birth_key(d: JDate) -> str:
+    """A comparable key of a register date: the 西暦 date, else the 不詳 text."""
+    return d.western.isoformat() if d.western is not None else (d.uncertain or "")
+
+
+def address_key(a: Address) -> str:
+    return "|".join(
+        x or "" for x in (a.lg_code, a.prefecture, a.city, a.town, a.block, a.building, a.overseas)
+    )
+
+
 def dumps(v: Any) -> str:
     return json.dumps(to_json(v), ensure_ascii=False, separators=(",", ":"))
 
@@ -125,7 +136,10 @@ def loads(tp: type[T], text: str) -> T:
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS residents (
   rid INTEGER PRIMARY KEY, jcode TEXT NOT NULL UNIQUE, my_number TEXT, idno TEXT UNIQUE, card_no TEXT,
-  rescard TEXT, household_no TEXT, status TEXT NOT NULL, data TEXT NOT NULL);
+  rescard TEXT, household_no TEXT, status TEXT NOT NULL, birth TEXT, addr TEXT, head INTEGER,
+  data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS residents_birth ON residents(birth);
+CREATE INDEX IF NOT EXISTS residents_addr ON residents(addr, head);
 CREATE INDEX IF NOT EXISTS residents_mn ON residents(my_number);
 CREATE INDEX IF NOT EXISTS residents_card ON residents(card_no);
 CREATE INDEX IF NOT EXISTS residents_hh ON residents(household_no);
@@ -230,6 +244,17 @@ class Store:
         rows = self.conn.execute("SELECT rid, data FROM residents ORDER BY rid").fetchall()
         return [p for p in (self._row_person(r) for r in rows) if p is not None]
 
+    def born_on(self, birth: JDate) -> list[Person]:
+        """Persons with this 生年月日 (latest record first): the index for 氏名+生年月日 searches."""
+        rows = self.conn.execute(
+            "SELECT rid, data FROM residents WHERE birth=? ORDER BY rid DESC", (birth_key(birth),)
+        ).fetchall()
+        return [p for p in (self._row_person(r) for r in rows) if p is not None]
+
+    def head_at(self, address: Address) -> Person | None:
+        """The latest 世帯主 recorded at exactly this address and not deleted."""
+        return self._one("addr=? AND head=1 AND status!=?", (address_key(address), DELETED))
+
     def household(self, no: str) -> list[Person]:
         rows = self.conn.execute(
             "SELECT rid, data FROM residents WHERE household_no=? ORDER BY rid", (no,)
@@ -250,19 +275,21 @@ class Store:
             r.foreign.residence_card_no if r.foreign else None,
             r.household_no,
             p.status,
+            birth_key(r.birth_date),
+            address_key(r.address),
+            int(r.relationship == "世帯主"),
         )
         with self.tx() as c:
             if p.rid == 0:
                 cur = c.execute(
                     "INSERT INTO residents(jcode, my_number, idno, card_no, rescard, household_no, status,"
-                    " data)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, '{}')",
+                    " birth, addr, head, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '{}')",
                     cols,
                 )
                 p = replace(p, rid=int(cur.lastrowid or 0))
             c.execute(
                 "UPDATE residents SET jcode=?, my_number=?, idno=?, card_no=?, rescard=?, household_no=?,"
-                " status=?, data=? WHERE rid=?",
+                " status=?, birth=?, addr=?, head=?, data=? WHERE rid=?",
                 (*cols, dumps(p), p.rid),
             )
         return p
