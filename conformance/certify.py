@@ -76,10 +76,11 @@ async def harnessed(sut: str = "reference", config: str | Path | None = None, *,
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-async def run_suite(scenarios: Sequence[Scenario], *, sut: str = "reference", config: str | Path | None = None,
+async def run_suite(scenarios: Sequence[Scenario], *, sut: str = "reference",
+                    config: str | Path | None = None,
                     defects: Iterable[str] = (), concurrency: int = 8, run_seed: int | None = None,
                     on_done: Callable[[ScenarioResult], None] | None = None, keep_trace: Path | None = None,
-                    ) -> list[ScenarioResult]:
+                    default_within: float = 8.0) -> list[ScenarioResult]:
     """Start a harness, run ``scenarios`` through the engine, stop; results in the order given."""
     import aiohttp
 
@@ -89,7 +90,7 @@ async def run_suite(scenarios: Sequence[Scenario], *, sut: str = "reference", co
         connector = aiohttp.TCPConnector(limit=max(16, concurrency * 4))
         async with aiohttp.ClientSession(connector=connector) as session:
             engine = Engine(Harness(session, h.gateway_url, h.control_token), concurrency=concurrency,
-                            run_seed=run_seed)
+                            run_seed=run_seed, default_within=default_within)
             results = await engine.run_many(scenarios, on_done=on_done)
         if keep_trace is not None:
             trace = h.data_dir / "trace.sqlite"
@@ -135,12 +136,14 @@ def results_json(results: Sequence[ScenarioResult], suite: Suite, *, sut: str, s
     cat = catalogue_mod.default()
     counts = {v: sum(1 for r in results if r.verdict == v) for v in ("pass", "fail", "error")}
     out = {
-        "suite": {"version": suite.version, "digest": suite.digest, "scenarios_in_suite": len(suite.scenarios)},
+        "suite": {"version": suite.version, "digest": suite.digest,
+                  "scenarios_in_suite": len(suite.scenarios)},
         "harness": {"version": harness_version(), "catalogue": cat.version,
                     "counter_contract": cat.counter_contract_version},
         "sut": sut, "run_seed": run_seed, "started": started.isoformat(), "duration": round(duration, 3),
         "summary": {"total": len(results), "passed": counts["pass"], "failed": counts["fail"],
-                    "errors": counts["error"], "verdict": "pass" if counts["pass"] == len(results) else "fail"},
+                    "errors": counts["error"],
+                    "verdict": "pass" if counts["pass"] == len(results) else "fail"},
         "coverage": coverage(results, cat),
         "scenarios": [r.to_json() for r in results],
     }
@@ -156,8 +159,8 @@ def junit_xml(results: Sequence[ScenarioResult], *, name: str = "juki-harness", 
     fails = sum(1 for r in results if r.verdict == "fail")
     errors = sum(1 for r in results if r.verdict == "error")
     lines = ['<?xml version="1.0" encoding="UTF-8"?>',
-             f'<testsuites name={quoteattr(name)} tests="{len(results)}" failures="{fails}" errors="{errors}" '
-             f'time="{duration:.3f}">']
+             f'<testsuites name={quoteattr(name)} tests="{len(results)}" failures="{fails}" '
+             f'errors="{errors}" time="{duration:.3f}">']
     for route in sorted(by_route):
         rs = by_route[route]
         lines.append(f'  <testsuite name="{route}" tests="{len(rs)}" '
@@ -277,7 +280,8 @@ def _cmd(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers: Any) -> None:
     """Register ``certify`` with the CLI."""
-    p = subparsers.add_parser("certify", help="run the conformance suite against a SUT; exit 0 only if all pass",
+    p = subparsers.add_parser("certify",
+                              help="run the conformance suite against a SUT; exit 0 only if all pass",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sut", default="reference", help="'reference' (started here) or the SUT's base URL")
     p.add_argument("--config", help="harness config (TOML); for a vendor SUT its gateway port is the one "

@@ -12,6 +12,8 @@ unit-testable on crafted records without a gateway.
 
 from __future__ import annotations
 
+import itertools
+import operator
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +27,7 @@ from conformance.catalogue import Catalogue
 from conformance.errors import HarnessError
 from conformance.identifiers import is_valid_juminhyo_code, is_valid_lg_code, is_valid_my_number
 from conformance.rules import find_my_numbers
-from conformance.xmlsafe import NS, NSMAP, parse, q
+from conformance.xmlsafe import NSMAP, parse, q
 
 __all__ = [
     "ASSERTION_OPS",
@@ -228,7 +230,7 @@ class StepResult:
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
-    """One piece of evidence: where (trace seq, message id, arrow, type, XPath) and what (expected, actual)."""
+    """Evidence: where (trace seq, message id, arrow, type, XPath) and what (expected, actual)."""
 
     seq: int | None = None
     message_id: str | None = None
@@ -241,7 +243,8 @@ class Evidence:
 
     @classmethod
     def of(cls, rec: Rec, **kw: Any) -> Evidence:
-        return cls(seq=rec.seq, message_id=rec.message_id, arrow=rec.arrow, message_type=rec.message_type, **kw)
+        return cls(seq=rec.seq, message_id=rec.message_id, arrow=rec.arrow, message_type=rec.message_type,
+                   **kw)
 
     def to_json(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__slots__ if getattr(self, k) is not None}
@@ -385,7 +388,7 @@ def _strings(result: Any) -> list[str]:
         out: list[str] = []
         for v in result:
             if isinstance(v, etree._Element):
-                out.append("".join(v.itertext()).strip())
+                out.append("".join(str(t) for t in v.itertext()).strip())
             else:
                 out.append(str(v))
         return out
@@ -448,9 +451,9 @@ def _one_assertion(values: list[str], a: Mapping[str, Any], render: Render) -> t
             return len(values) == int(exp), int(exp), len(values)
         if op in ("le", "ge", "lt", "gt"):
             e = _norm(exp)
-            cmp = {"le": lambda v: v <= e, "ge": lambda v: v >= e, "lt": lambda v: v < e,
-                   "gt": lambda v: v > e}[op]
-            return bool(values) and all(cmp(v) for v in values), f"{op} {e}", actual
+            cmp: Callable[[str, str], bool] = {"le": operator.le, "ge": operator.ge, "lt": operator.lt,
+                                               "gt": operator.gt}[op]
+            return bool(values) and all(cmp(v, e) for v in values), f"{op} {e}", actual
         if op == "same_set":
             want_set = sorted(_norm(x) for x in exp)
             return sorted(values) == want_set, want_set, sorted(values)
@@ -465,7 +468,7 @@ def _one_assertion(values: list[str], a: Mapping[str, Any], render: Render) -> t
 
 def evaluate_assertions(target: etree._Element, assertions: Iterable[Mapping[str, Any]], render: Render,
                         rec: Rec | None = None) -> tuple[bool, list[Evidence]]:
-    """Evaluate XPath assertions on ``target``; evidence for each (failing ones first in the caller's eyes)."""
+    """Evaluate XPath assertions on ``target``; one piece of evidence per assertion."""
     ok = True
     ev: list[Evidence] = []
     for a in assertions:
@@ -502,7 +505,8 @@ def _rec_matches(rec: Rec, m: Mapping[str, Any], ctx: CheckContext) -> bool:
     if verdicts is not None and "any" not in verdicts and rec.verdict not in verdicts:
         return False
     checks = (("arrow", rec.arrow), ("type", rec.message_type), ("sender", rec.sender_actor),
-              ("receiver", rec.receiver_actor), ("sender_lg", rec.sender_lg), ("receiver_lg", rec.receiver_lg),
+              ("receiver", rec.receiver_actor), ("sender_lg", rec.sender_lg),
+              ("receiver_lg", rec.receiver_lg),
               ("correlation_id", rec.correlation_id), ("message_id", rec.message_id))
     for key, value in checks:
         want = _as_set(r(m.get(key)))
@@ -577,10 +581,12 @@ _ASSERTION = {"type": "object", "required": ["xpath"], "additionalProperties": F
                              **{op: {} for op in _OPS}},
               "minProperties": 2}
 _MATCH = {"type": "object", "additionalProperties": False,
-          "properties": {"arrow": {"type": ["integer", "string", "array"]}, "type": {"type": ["string", "array"]},
+          "properties": {"arrow": {"type": ["integer", "string", "array"]},
+                         "type": {"type": ["string", "array"]},
                          "kind": {"type": ["string", "array"]}, "verdict": {"type": ["string", "array"]},
                          "sender": {"type": ["string", "array"]}, "receiver": {"type": ["string", "array"]},
-                         "sender_lg": {"type": ["string", "array"]}, "receiver_lg": {"type": ["string", "array"]},
+                         "sender_lg": {"type": ["string", "array"]},
+                         "receiver_lg": {"type": ["string", "array"]},
                          "correlation_id": {"type": "string"}, "message_id": {"type": "string"},
                          "where": {"type": "array", "items": _ASSERTION}, "after": {"type": "string"},
                          "before": {"type": "string"}, "retry": {"type": "boolean"}}}
@@ -660,13 +666,15 @@ def _content_message(ctx: CheckContext, p: Mapping[str, Any]) -> tuple[bool, str
         [e for e in evidence if e.note] + [e for e in evidence if not e.note]
 
 
-@check("CONT-RESULT", "content.result", "窓口操作・応答の内容", "content of a step's answer or printed document",
+@check("CONT-RESULT", "content.result", "窓口操作・応答の内容",
+       "content of a step's answer or printed document",
        {"properties": {"step": {"type": "string"}, "status": {"type": "string"}, "code": {"type": "string"},
                        "http": {"type": "integer"}, "assert": {"type": "array", "items": _ASSERTION},
                        "capture": _CAPTURE},
         "required": ["step"]})
 def _content_result(ctx: CheckContext, p: Mapping[str, Any]) -> tuple[bool, str, list[Evidence]]:
-    """The answer a step got (CounterResult, sync response): HTTP status, Result/Status and Code, assertions."""
+    """The answer a step got (CounterResult, a sync response): HTTP status, Result/Status and Code, and
+    assertions."""
     sid = str(ctx.render(p["step"]))
     step = ctx.steps.get(sid)
     if step is None:
@@ -675,17 +683,17 @@ def _content_result(ctx: CheckContext, p: Mapping[str, Any]) -> tuple[bool, str,
     ok = True
     if "http" in p and step.status != int(p["http"]):
         ok = False
-        ev.append(Evidence(message_id=step.message_id, expected=f"HTTP {p['http']}", actual=f"HTTP {step.status}",
-                           note=f"step {sid}"))
+        ev.append(Evidence(message_id=step.message_id, expected=f"HTTP {p['http']}",
+                           actual=f"HTTP {step.status}", note=f"step {sid}"))
     body = step.body
     needs_body = any(k in p for k in ("status", "code", "assert", "capture"))
     if body is None and not needs_body:
-        return (ok, f"step {sid}: HTTP {step.status}", ev) if not ok else (True, f"step {sid}: HTTP {step.status}",
-                                                                            ev)
+        return ok, f"step {sid}: HTTP {step.status}", ev
     if body is None:
-        return False, f"step {sid}: the answer is not an XML document", ev + [
-            Evidence(message_id=step.message_id, expected="an envelope", actual=(step.response or b"")[:200].decode(
-                "utf-8", "replace"), note=f"HTTP {step.status}")]
+        got = (step.response or b"")[:200].decode("utf-8", "replace")
+        return False, f"step {sid}: the answer is not an XML document", [
+            *ev, Evidence(message_id=step.message_id, expected="an envelope", actual=got,
+                          note=f"HTTP {step.status}")]
     checks: list[dict[str, Any]] = []
     if "status" in p:
         checks.append({"xpath": "j:Result/j:Status", "equals": p["status"]})
@@ -729,13 +737,15 @@ def _present(ctx: CheckContext, p: Mapping[str, Any]) -> tuple[bool, str, list[E
     return True, f"{len(recs)} × {what}", ev
 
 
-@check("SEQ-ABSENT", "sequence.absent", "送ってはならないメッセージがないこと", "a message that must not be sent is absent",
+@check("SEQ-ABSENT", "sequence.absent", "送ってはならないメッセージがないこと",
+       "a message that must not be sent is absent",
        {"properties": {"match": _MATCH, "reason": {"type": "string"}}, "required": ["match"]})
 def _absent(ctx: CheckContext, p: Mapping[str, Any]) -> tuple[bool, str, list[Evidence]]:
     recs = match_records(ctx, p["match"])
     what = describe(p["match"], ctx.render)
     if recs:
-        return False, f"{len(recs)} × {what} sent, none expected" + (f" ({p['reason']})" if p.get("reason") else ""), \
+        why = f" ({p['reason']})" if p.get("reason") else ""
+        return False, f"{len(recs)} × {what} sent, none expected{why}", \
             [Evidence.of(r, expected="no message", actual="sent") for r in recs]
     return True, f"no {what}", []
 
@@ -752,18 +762,21 @@ def _order(ctx: CheckContext, p: Mapping[str, Any]) -> tuple[bool, str, list[Evi
         what = describe(m, ctx.render)
         recs = match_records(ctx, m)
         if not recs:
-            return False, f"step {i + 1} of the order: no {what}", [*ev, Evidence(expected=what, actual="nothing")]
+            return False, f"step {i + 1} of the order: no {what}", [
+                *ev, Evidence(expected=what, actual="nothing")]
         nxt = next((r for r in recs if r.seq > last), None)
         if nxt is None:
             return False, f"{what} came before the message it must follow", [
-                *ev, *(Evidence.of(r, expected=f"after trace #{last}", actual=f"trace #{r.seq}") for r in recs)]
+                *ev, *(Evidence.of(r, expected=f"after trace #{last}", actual=f"trace #{r.seq}")
+                       for r in recs)]
         chosen.append(nxt)
         ev.append(Evidence.of(nxt, note=f"{i + 1}. {what}"))
         last = nxt.seq
     return True, "in order: " + " → ".join(f"{r.message_type}@{r.arrow}" for r in chosen), ev
 
 
-@check("SEQ-ONLY", "sequence.only", "経路が許さないメッセージがないこと", "no message the route does not allow",
+@check("SEQ-ONLY", "sequence.only", "経路が許さないメッセージがないこと",
+       "no message the route does not allow",
        {"properties": {"allow": {"type": "array", "items": _MATCH}, "senders": {"type": "array",
                                                                               "items": {"type": "string"}}},
         "required": ["allow"]})
@@ -801,11 +814,12 @@ def _change_seq(rec: Rec) -> tuple[str | None, int | None, str | None]:
 
 @check("SEQ-CHANGES", "sequence.changes", "異動の順序（CSへの本人確認情報通知）",
        "a person's changes reach CS in the order they happened",
-       {"properties": {"person": {"type": "string"}, "reasons": {"type": "array", "items": {"type": "string"}},
+       {"properties": {"person": {"type": "string"},
+                       "reasons": {"type": "array", "items": {"type": "string"}},
                        "within": _NUM, "arrow": {"type": "integer"}},
         "required": ["person", "reasons"]}, waits=True)
 def _changes(ctx: CheckContext, p: Mapping[str, Any]) -> tuple[bool, str, list[Evidence]]:
-    """The person's accepted IdentityNotices in the window carry ``reasons`` in that order with Seq +1 each."""
+    """The person's accepted IdentityNotices in the window carry ``reasons`` in order, Seq one more each."""
     person = str(ctx.render(p["person"]))
     arrow = int(p.get("arrow", 8))
     want = [str(ctx.render(x)) for x in p["reasons"]]
@@ -821,10 +835,21 @@ def _changes(ctx: CheckContext, p: Mapping[str, Any]) -> tuple[bool, str, list[E
     if reasons != want:
         return False, f"reasons in the order received: {reasons}, expected {want}", ev
     seqs = [s for _, s, _ in got]
-    for a, b in zip(seqs, seqs[1:], strict=False):
+    for a, b in itertools.pairwise(seqs):
         if a is None or b is None or b != a + 1:
             return False, f"Change/Seq runs {seqs}: not one more each time", ev
     return True, f"{len(got)} change(s) in order, Seq {seqs}", ev
+
+
+def _ready_changes(ctx: CheckContext, p: Mapping[str, Any]) -> bool:
+    person = str(ctx.render(p["person"]))
+    arrow = int(p.get("arrow", 8))
+    n = sum(1 for r in ctx.in_window() if r.kind == "message" and r.verdict == "accepted" and r.arrow == arrow
+            and r.message_type == "IdentityNotice" and _change_seq(r)[0] == person)
+    return n >= len(p["reasons"])
+
+
+READY["sequence.changes"] = _ready_changes
 
 
 # ----------------------------------------------------------------------------------- automatic checks
@@ -848,16 +873,18 @@ def _class_no_my_number(ctx: CheckContext, p: Mapping[str, Any]) -> tuple[bool, 
         for f in flagged:
             if not leaked:
                 ev.append(Evidence.of(rec, xpath=f.get("xpath"), expected="no 個人番号",
-                                      actual=mask_my_numbers(str(f.get("message", ""))), note="CLASS-MYNUMBER"))
+                                      actual=mask_my_numbers(str(f.get("message", ""))),
+                                      note="CLASS-MYNUMBER"))
     if ev:
         return False, f"{len(ev)} 個人番号 on yellow/blue arrows", ev
     return True, f"{n} record(s) on yellow/blue arrows carry no 個人番号", []
 
 
-@check("SEQ-DUP", "sequence.no_duplicate", "再送理由のない重複がないこと", "no duplicate without a RetryReason",
+@check("SEQ-DUP", "sequence.no_duplicate", "再送理由のない重複がないこと",
+       "no duplicate without a RetryReason",
        {"properties": {}}, auto=True)
 def _no_duplicate(ctx: CheckContext, p: Mapping[str, Any]) -> tuple[bool, str, list[Evidence]]:
-    """A SUT message sent again (same MessageId, or the same body on the same arrow) must carry a RetryReason."""
+    """A SUT message sent again (same MessageId, or the same body on the same arrow) needs a RetryReason."""
     seen_id: dict[tuple[int | None, str], Rec] = {}
     seen_body: dict[tuple[int | None, bytes], Rec] = {}
     ev = []
@@ -904,7 +931,7 @@ def _sut_not_refused(ctx: CheckContext, p: Mapping[str, Any]) -> tuple[bool, str
 @check("SEQ-PERSON", "sequence.person_order", "本人確認情報通知の連番が増えること",
        "each person's IdentityNotice Seq increases", {"properties": {}}, auto=True)
 def _person_order(ctx: CheckContext, p: Mapping[str, Any]) -> tuple[bool, str, list[Evidence]]:
-    """Accepted IdentityNotices to CS: per 住民票コード, Change/Seq strictly increases in the order received."""
+    """Accepted IdentityNotices to CS: per 住民票コード, Change/Seq strictly increases as received."""
     last: dict[str, tuple[int, Rec]] = {}
     ev = []
     for rec in ctx.records:
@@ -976,7 +1003,8 @@ def _nothing_recorded(ctx: CheckContext, p: Mapping[str, Any]) -> tuple[bool, st
     for rec in ctx.records:
         if rec.seq <= step.mark or (end is not None and rec.seq > end):
             continue
-        if rec.kind != "message" or rec.sender_actor not in SUT_ACTORS or rec.message_type == "CounterRequest":
+        if (rec.kind != "message" or rec.sender_actor not in SUT_ACTORS
+                or rec.message_type == "CounterRequest"):
             continue
         if any(_rec_matches(rec, {**m, "verdict": "any"}, ctx) for m in allow):
             continue
@@ -1026,3 +1054,20 @@ def _retried(ctx: CheckContext, p: Mapping[str, Any]) -> tuple[bool, str, list[E
             ("out of order" if out_of_order else "in order"), ev
     return True, f"{len(first_ids)} deferred message(s) resent in order with a RetryReason", [
         Evidence.of(acc_by_id[i], note="resent") for i in first_ids]
+
+
+def _ready_retried(ctx: CheckContext, p: Mapping[str, Any]) -> bool:
+    """Every message deferred by downtime has been accepted since (by id, or a body sent again)."""
+    m = {**p["match"], "kind": "any", "verdict": "any"}
+    recs = [r for r in match_records(ctx, m) if r.sender_actor in SUT_ACTORS]
+    refused = [r for r in recs if r.is_down_refusal]
+    accepted = [r for r in recs if r.kind == "message" and r.verdict == "accepted"]
+    if not refused:
+        return False
+    ids = {r.message_id for r in accepted}
+    bodies = {etree.tostring(r.body, method="c14n") for r in accepted if r.body is not None}
+    return all(r.message_id in ids or (r.body is not None and etree.tostring(r.body, method="c14n") in bodies)
+               for r in refused)
+
+
+READY["robust.retried_in_order"] = _ready_retried

@@ -1,4 +1,4 @@
-"""`juki-harness serve`, `juki-harness trace` and `juki-harness bench`: run the harness, read its trace, measure it.
+"""`juki-harness serve`, `trace` and `bench`: run the harness, read its trace, measure it.
 
 Why here and not in the simulators package: ``conformance.cli`` discovers subcommands by module
 (``add_parsers``); the heavy imports (aiohttp server, simulators) happen only when a subcommand runs.
@@ -23,7 +23,8 @@ DEFAULT_URL = "http://127.0.0.1:8700"
 def _cmd_serve(args: argparse.Namespace) -> int:
     from simulators.config import load_config
 
-    logging.basicConfig(level=getattr(logging, args.log_level.upper()), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=getattr(logging, args.log_level.upper()),
+                        format="%(levelname)s %(name)s: %(message)s")
     cfg = load_config(args.config, data_dir=Path(args.data_dir) if args.data_dir else None, port=args.port)
     return asyncio.run(_serve(cfg, args.with_reference_sut, args.json))
 
@@ -63,9 +64,10 @@ async def _serve(cfg: Any, with_reference_sut: bool, as_json: bool) -> int:
 # ------------------------------------------------------------------------------------------------ trace
 
 def _matches(rec: Any, args: argparse.Namespace) -> bool:
-    return ((args.tenant is None or rec.tenant == args.tenant) and (args.arrow is None or rec.arrow == args.arrow)
-            and (args.type is None or rec.message_type == args.type)
-            and (args.kind is None or rec.kind == args.kind) and rec.seq > args.since)
+    return bool((args.tenant is None or rec.tenant == args.tenant)
+                and (args.arrow is None or rec.arrow == args.arrow)
+                and (args.type is None or rec.message_type == args.type)
+                and (args.kind is None or rec.kind == args.kind) and rec.seq > args.since)
 
 
 def _print(rec: Any, as_json: bool) -> None:
@@ -128,8 +130,8 @@ async def _trace_http(args: argparse.Namespace) -> int:
                     if r.status != 200:
                         raise fail("GW-TRACE-HTTP", f"{base}/trace/verify answered HTTP {r.status}")
                     obj = await r.json()
-                return _verdict(VerifyResult(obj["ok"], obj["count"], obj.get("first_bad_seq"), obj.get("reason")),
-                                args.json, base)
+                res = VerifyResult(obj["ok"], obj["count"], obj.get("first_bad_seq"), obj.get("reason"))
+                return _verdict(res, args.json, base)
             if args.follow:
                 timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
                 async with http.get(f"{base}/trace/stream", params=params, timeout=timeout) as r:
@@ -143,7 +145,8 @@ async def _trace_http(args: argparse.Namespace) -> int:
             while True:
                 async with http.get(f"{base}/trace/", params={**params, "since": str(since)}) as r:
                     if r.status != 200:
-                        raise fail("GW-TRACE-HTTP", f"{base}/trace answered HTTP {r.status}: {await r.text()}")
+                        text = await r.text()
+                        raise fail("GW-TRACE-HTTP", f"{base}/trace answered HTTP {r.status}: {text}")
                     obj = await r.json()
                 for o in obj["records"]:
                     _print(record_from_json(o), args.json)

@@ -19,6 +19,7 @@ API::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -30,7 +31,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import aiohttp
-import jinja2
 from lxml import etree
 
 from conformance import catalogue as catalogue_mod
@@ -47,7 +47,6 @@ from conformance.checks import (
     run_check,
 )
 from conformance.envelope import build, header, new_id
-from conformance.errors import HarnessError
 from conformance.identifiers import make_juminhyo_code, make_my_number
 from conformance.model import Address, Honseki, IndividualEntry, JDate, Municipality, Resident
 from conformance.residents import ResidentFactory, make_faker, municipality_for
@@ -68,7 +67,8 @@ class HarnessHTTPError(Exception):
 class Harness:
     """The gateway's HTTP surface as the engine uses it (control API, counter proxy, trace API)."""
 
-    def __init__(self, session: aiohttp.ClientSession, gateway_url: str, control_token: str = "control-secret",
+    def __init__(self, session: aiohttp.ClientSession, gateway_url: str,
+                 control_token: str = "control-secret",
                  timeout: float = 30.0) -> None:
         self.session = session
         self.url = gateway_url.rstrip("/")
@@ -147,8 +147,8 @@ class Harness:
         With ``block`` > 0 the call returns as soon as there are more than ``have`` such records (a long
         poll through ``POST /control/wait``), or after ``block`` seconds.
         """
-        body = {"tenant": tenant, "filter": {"since": since}, "count": max(1, have + 1) if block else 1_000_000,
-                "timeout": block}
+        count = max(1, have + 1) if block else 1_000_000
+        body = {"tenant": tenant, "filter": {"since": since}, "count": count, "timeout": block}
         _, data = await self._json("POST", "/control/wait", body, ok=(200, 408))
         return list(data.get("records", [])), int(data.get("last_seq") or 0)
 
@@ -162,7 +162,7 @@ class Harness:
 # -------------------------------------------------------------------------------------------- fixtures
 
 class FixturePerson:
-    """A fixture person for templates: attributes of the (head) Resident, plus ``members`` of the household."""
+    """A fixture person for templates: the (head) Resident's attributes, and ``members`` of the household."""
 
     def __init__(self, members: Sequence[Resident], lives: Municipality) -> None:
         self.members = list(members)
@@ -267,6 +267,7 @@ class _Run:
         self.cursor = 0
         self.window = 0
         self._addresses: dict[tuple[str, str], Address] = {}
+        self.background: dict[str, asyncio.Task[None]] = {}
 
     # -- templates
 
@@ -282,7 +283,8 @@ class _Run:
             "today": now.date().isoformat(),
             "steps": {k: {"status": s.status, "message_id": s.message_id, "mark": s.mark, **s.data}
                       for k, s in self.steps.items()},
-            "sut": {"lg_code": self.sut_lg, "municipality": municipality_for(self.sut_lg) if self.sut_lg else None},
+            "sut": {"lg_code": self.sut_lg,
+                    "municipality": municipality_for(self.sut_lg) if self.sut_lg else None},
             "uid": _uid, "bad_check": _bad_check, "municipality": municipality_for,
             "address_in": self.address_in,
             "my_number": make_my_number, "juminhyo_code": make_juminhyo_code,
@@ -305,8 +307,8 @@ class _Run:
             env = body_env() if xml else value_env()
             try:
                 return env.from_string(value).render(self.context())
-            except jinja2.TemplateError as e:
-                raise ValueError(f"template: {e}") from e
+            except Exception as e:  # a template error of any kind is the scenario's, reported as a value
+                raise ValueError(f"template: {type(e).__name__}: {e}") from e
         if isinstance(value, Mapping):
             return {k: self.render(v, xml=xml) for k, v in value.items()}
         if isinstance(value, list):
@@ -342,10 +344,8 @@ class _Run:
         await self._seed_residents()
 
     def _set_now(self, iso: str) -> None:
-        try:
+        with contextlib.suppress(ValueError):
             self._clock_anchor = (datetime.fromisoformat(iso), time.monotonic())
-        except ValueError:
-            pass
 
     def _municipality(self, where: str) -> Municipality:
         if where == "sut":
@@ -362,7 +362,8 @@ class _Run:
             m = self._municipality(spec.lives)
             f = factories.get(m.lg_code)
             if f is None:
-                f = factories[m.lg_code] = ResidentFactory(self.seed + i, m.lg_code, hard_share=0.0, today=today)
+                f = factories[m.lg_code] = ResidentFactory(self.seed + i, m.lg_code, hard_share=0.0,
+                                                           today=today)
             hard = None if spec.hard in (None, "none") else spec.hard
             if spec.foreign:
                 if spec.members > 1:
@@ -379,7 +380,8 @@ class _Run:
                 if not r.is_foreign:
                     r = replace(r, honseki=honseki)
                 if spec.entries:
-                    since = r.resident_since.western if r.resident_since and r.resident_since.western else today
+                    rs = r.resident_since
+                    since = rs.western if rs is not None and rs.western is not None else today
                     r = replace(r, entries=tuple(IndividualEntry(kind=k, from_=since) for k in spec.entries))
                 out.append(r)
             self.fixture[spec.name] = FixturePerson(out, m)
@@ -408,7 +410,7 @@ class _Run:
         return Honseki(place=f.p.honseki_place(m), lg_code=m.lg_code, head_of_family=head)
 
     async def _seed_residents(self) -> None:
-        """Record fixture persons in the SUT (職権記載) first, then seed the simulators that must know them."""
+        """Record fixture persons in the SUT (職権記載), then seed the simulators that must know them."""
         recorded: list[str] = []
         for spec in self.sc.residents:
             if "sut" in spec.into:
@@ -465,13 +467,15 @@ class _Run:
         st = Step(id=sid, action="counter", arg="OfficialCorrection", params={"body": body}, title="fixture")
         res = await self.counter(st, body, raw_body=True)
         self._learn_ids(res)
-        if res.status != 200 or res.body is None or res.body.findtext(f"{q('Result')}/{q('Status')}") != "accepted":
+        status = res.body.findtext(f"{q('Result')}/{q('Status')}") if res.body is not None else None
+        if res.status != 200 or status != "accepted":
             detail = res.body.findtext(f"{q('Result')}/{q('Detail')}") if res.body is not None else None
             raise _StepFailed(Outcome(
                 code="FIXTURE", check="fixture", passed=False,
                 message=f"the SUT did not record fixture person {sid} (職権記載): HTTP {res.status} "
-                        f"{detail or ''}".strip(), evidence=[Evidence(message_id=res.message_id, expected="accepted",
-                                                                      actual=f"HTTP {res.status}")]))
+                        f"{status or ''} {detail or ''}".strip(),
+                evidence=[Evidence(message_id=res.message_id, expected="accepted",
+                                   actual=f"HTTP {res.status}")]))
 
     def _learn_ids(self, res: StepResult) -> None:
         """Take the 識別番号 the SUT gave recorded persons (処理票 items ``識別番号:{住民票コード}``)."""
@@ -528,6 +532,26 @@ class _Run:
         return [self.records[k] for k in sorted(self.records)]
 
     # -- steps
+
+    async def step(self, st: Step) -> None:
+        """Run a step, or start it in the background (``background: true``) and go on; ``join`` waits."""
+        if st.action == "join":
+            await self.join(None if st.arg in (None, "all") else str(st.arg))
+            return
+        if st.params.get("background"):
+            self.background[st.id] = asyncio.create_task(self.run_step(st))
+            await asyncio.sleep(0.05)  # let it send before the next step
+            return
+        await self.run_step(st)
+
+    async def join(self, sid: str | None = None) -> None:
+        """Wait for background steps (one, or all); a failed one fails the scenario here."""
+        names = [sid] if sid is not None else list(self.background)
+        for name in names:
+            task = self.background.pop(name, None)
+            if task is None:
+                raise ValueError(f"join: no background step {name!r}")
+            await task
 
     async def run_step(self, st: Step) -> None:
         mark = await self.h.last_seq(self.tenant)
@@ -608,12 +632,12 @@ class _Run:
         ev = Evidence(message_id=res.message_id, expected=f"HTTP {wanted}", actual=f"HTTP {res.status}",
                       note=f"step {st.id} ({st.action} {st.arg if isinstance(st.arg, str) else ''})".strip())
         if wanted is not None and res.status not in wanted:
-            detail = ""
+            codes = ""
             if res.body is not None and res.body.tag == q("ErrorReport"):
-                detail = "; ".join(f"{c.text}" for c in res.body.iter(q("Code")))
-            raise _StepFailed(Outcome(code="STEP", check="step", passed=False, line=st.line, expectation=st.id,
-                                      message=f"step {st.id}: HTTP {res.status}, expected {wanted} {detail}".strip(),
-                                      evidence=[ev]))
+                codes = "; ".join(f"{c.text}" for c in res.body.iter(q("Code")))
+            raise _StepFailed(Outcome(
+                code="STEP", check="step", passed=False, line=st.line, expectation=st.id,
+                message=f"step {st.id}: HTTP {res.status}, expected {wanted} {codes}".strip(), evidence=[ev]))
         if st.action == "counter":
             result = st.params.get("result", "accepted")
             body = res.body
@@ -658,7 +682,8 @@ class _Run:
         mtype = str(self.render(st.arg))
         frm = p.get("from") or {}
         actor = str(frm.get("actor", "peer"))
-        lg = str(frm.get("lg") or (self.peers[0]["lg_code"] if actor == "peer" and self.peers else self.sut_lg))
+        default_lg = self.peers[0]["lg_code"] if actor == "peer" and self.peers else self.sut_lg
+        lg = str(frm.get("lg") or default_lg)
         to = p.get("to") or {}
         to_actor = str(to.get("actor") or self._default_receiver(actor, mtype))
         to_lg = str(to.get("lg") or self.sut_lg)
@@ -667,7 +692,8 @@ class _Run:
             body_text = etree.tostring(self.element(str(self.render(st.params["body"], xml=True))),
                                        encoding="unicode")
         raw = self.render(st.params["raw"], xml=True) if "raw" in st.params else None
-        req = {"actor": actor, "lg_code": lg, "to": to_actor, "to_lg": to_lg, "type": mtype, "body": body_text,
+        req = {"actor": actor, "lg_code": lg, "to": to_actor, "to_lg": to_lg, "type": mtype,
+               "body": body_text,
                "correlation_id": p.get("correlation_id"), "business_date": p.get("business_date"), "raw": raw}
         data = await self.h.send(self.tenant, req)
         if "status" not in data:
@@ -695,9 +721,10 @@ class _Run:
         ctx = self.check_context()
         found: list[Rec] = []
         await self.pull()
+        whole = bool(st.params.get("all"))
         while True:
             ctx.records = self.sorted_records()
-            found = match_records(ctx, m)
+            found = match_records(ctx, m, window=not whole)
             if len(found) >= count or time.monotonic() >= end:
                 break
             await self.pull(block=max(0.01, min(0.5, end - time.monotonic())))
@@ -705,11 +732,11 @@ class _Run:
             from conformance.checks import describe
 
             what = describe(m, ctx.render)
-            raise _StepFailed(Outcome(code="STEP", check="wait", passed=False, line=st.line, expectation=st.id,
-                                      message=f"step {st.id}: waited {timeout} s for {count} × {what}; "
-                                              f"found {len(found)}",
-                                      evidence=[Evidence.of(r) for r in found] or [
-                                          Evidence(expected=f"{count} × {what}", actual="nothing")]))
+            raise _StepFailed(Outcome(
+                code="STEP", check="wait", passed=False, line=st.line, expectation=st.id,
+                message=f"step {st.id}: waited {timeout} s for {count} × {what}; found {len(found)}",
+                evidence=[Evidence.of(r) for r in found] or [
+                    Evidence(expected=f"{count} × {what}", actual="nothing")]))
         rec = found[0]
         res = StepResult(st.id, "wait", status=200, message_id=rec.message_id, response=rec.payload,
                          data={"seq": rec.seq, "correlation_id": rec.correlation_id,
@@ -725,11 +752,12 @@ class _Run:
     # -- judging
 
     def check_context(self) -> CheckContext:
-        return CheckContext(records=self.sorted_records(), catalogue=self.engine.catalogue, window=self.window,
-                            steps=self.steps, captured=self.captured, render=self.render, sut_lg=self.sut_lg)
+        return CheckContext(records=self.sorted_records(), catalogue=self.engine.catalogue,
+                            window=self.window, steps=self.steps, captured=self.captured, render=self.render,
+                            sut_lg=self.sut_lg)
 
     async def judge(self) -> list[Outcome]:
-        """Wait (up to each expectation's ``within``) for what the waiting checks need, settle, then judge all."""
+        """Wait (up to each ``within``) for what the waiting checks need, settle, then judge every one."""
         exps = list(self.sc.expect)
         deadline_of: dict[int, float] = {}
         start = time.monotonic()
@@ -745,8 +773,8 @@ class _Run:
                 if i in pending:
                     o = run_check(ex.check, ctx, ex.params)
                     ready = READY.get(ex.check)
-                    if o.passed or time.monotonic() >= deadline_of[i] or (ready is not None and _safe(ready, ctx,
-                                                                                                      ex.params)):
+                    final = ready is not None and _safe(ready, ctx, ex.params)
+                    if o.passed or final or time.monotonic() >= deadline_of[i]:
                         pending.discard(i)
                 elif CHECKS[ex.check].waits:
                     run_check(ex.check, ctx, ex.params)  # keeps captures flowing to later expectations
@@ -755,7 +783,8 @@ class _Run:
         await self.settle()
         await self.pull_all()
         ctx = self.check_context()
-        out = [run_check(ex.check, ctx, ex.params, expectation=ex.id, title=ex.title, line=ex.line) for ex in exps]
+        out = [run_check(ex.check, ctx, ex.params, expectation=ex.id, title=ex.title, line=ex.line)
+               for ex in exps]
         out.extend(self.auto(ctx))
         return out
 
@@ -764,17 +793,18 @@ class _Run:
                 for name, c in CHECKS.items() if c.auto and name not in self.sc.skip_auto]
 
     async def teardown(self) -> None:
+        for task in self.background.values():
+            task.cancel()
+        if self.background:
+            await asyncio.gather(*self.background.values(), return_exceptions=True)
+        self.background.clear()
         for fid in list(self.faults.values()):
-            try:
+            with contextlib.suppress(HarnessHTTPError, aiohttp.ClientError):
                 await self.h.delete_fault(fid)
-            except (HarnessHTTPError, aiohttp.ClientError):
-                pass
         self.faults.clear()
         if self.tenant and not self.engine.keep_tenants:
-            try:
+            with contextlib.suppress(HarnessHTTPError, aiohttp.ClientError):
                 await self.h.delete_tenant(self.tenant)
-            except (HarnessHTTPError, aiohttp.ClientError):
-                pass
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -832,7 +862,8 @@ def _bytes(v: Any) -> bytes | None:
 
 
 def _plain(d: Any) -> dict[str, Any]:
-    return {k: v for k, v in dict(d).items() if isinstance(v, str | int | float | bool | list | dict | type(None))}
+    kinds = (str, int, float, bool, list, dict, type(None))
+    return {k: v for k, v in dict(d).items() if isinstance(v, kinds)}
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([dhms]?)\s*$")
@@ -873,7 +904,7 @@ class Engine:
             result = await asyncio.wait_for(self._run(r, result), timeout=scenario.timeout)
         except TimeoutError:
             result.verdict, result.error = "error", f"scenario timed out after {scenario.timeout} s"
-        except (HarnessHTTPError, aiohttp.ClientError, HarnessError, ValueError, OSError) as e:
+        except Exception as e:  # one broken scenario must not stop the suite: it is an error verdict
             result.verdict, result.error = "error", f"{type(e).__name__}: {e}"
         finally:
             await r.teardown()
@@ -887,7 +918,8 @@ class Engine:
         try:
             await r.setup()
             for st in r.sc.steps:
-                await r.run_step(st)
+                await r.step(st)
+            await r.join()
         except _StepFailed as e:
             outcomes.append(e.outcome)
             await r.settle()

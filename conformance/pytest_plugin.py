@@ -2,9 +2,10 @@
 
 A vendor's CI runs ``pytest --juki-sut=http://sut:8800 scenarios/ --junitxml=report.xml`` (or
 ``--juki-sut=reference``) and gets one item per scenario, marked ``route_R06``, ``function_F08``,
-``kind_positive`` / ``kind_negative`` (select with ``-m``). One harness (gateway, simulators, and the reference
-SUT when asked) is started for the session in a background event loop; at the first scenario item every
-selected scenario is submitted to the engine, so they run concurrently while pytest reports them one by one.
+``kind_positive`` / ``kind_negative`` (select with ``-m``). One harness (gateway, simulators, and the
+reference SUT when asked) is started for the session in a background event loop; at the first scenario item
+every selected scenario is submitted to the engine, so they run concurrently while pytest reports them one by
+one.
 
 The project's own tests never collect scenarios unless asked: YAML files under a ``scenarios`` folder are
 collected only when ``--juki-sut`` is given or a command-line path points into a ``scenarios`` folder.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -126,7 +128,8 @@ class ScenarioItem(pytest.Item):
         return str(super().repr_failure(excinfo))
 
     def reportinfo(self) -> tuple[Path, int, str]:
-        return self.path, max(0, (self.scenario.line or 1) - 1), f"{self.scenario.id}: {self.scenario.title_en}"
+        s = self.scenario
+        return self.path, max(0, (s.line or 1) - 1), f"{s.id}: {s.title_en}"
 
 
 class _Runner:
@@ -180,10 +183,8 @@ class _Runner:
             return
         if self.main is not None and not self.main.done():
             self.main.cancel()
-            try:
+            with contextlib.suppress(Exception):
                 self.main.result(timeout=30)
-            except (concurrent.futures.CancelledError, concurrent.futures.TimeoutError, Exception):
-                pass
         self.loop.call_soon_threadsafe(self.loop.stop)
         if self.thread is not None:
             self.thread.join(timeout=30)

@@ -53,7 +53,7 @@ __all__ = [
 SCHEMA_PATH = Path(str(resources.files("conformance") / "data" / "scenario.schema.json"))
 SCENARIOS_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 ACTIONS = ("counter", "send", "deliver_raw", "fault", "fault_off", "clock", "hours", "wait", "seed", "settle",
-           "sleep")
+           "sleep", "join")
 
 
 # ------------------------------------------------------------------------------------ line-tracking YAML
@@ -96,8 +96,8 @@ def _seq(loader: _Loader, node: yaml.SequenceNode) -> YList:
     return lst
 
 
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _map)  # type: ignore[arg-type]
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _seq)  # type: ignore[arg-type]
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _map)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _seq)
 # Dates stay strings: templates and XML want ISO text, not date objects.
 _Loader.yaml_implicit_resolvers = {
     k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:timestamp"]
@@ -197,8 +197,8 @@ class Scenario:
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "title": {"ja": self.title_ja, "en": self.title_en}, "route": self.route,
-                "functions": list(self.functions), "law": self.law, "kind": self.kind, "tags": list(self.tags),
-                "file": self.file, "line": self.line}
+                "functions": list(self.functions), "law": self.law, "kind": self.kind,
+                "tags": list(self.tags), "file": self.file, "line": self.line}
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,8 +312,10 @@ def _r(r: Any) -> Resident:
     return res
 
 
-def identity_xml(p: Any, tag: str = "Identity", my_number: bool = True, address: Address | None = None) -> Markup:
-    """PersonIdentityType: 住民票コード, 個人番号 (unless ``my_number`` is false), 氏名, 生年月日, 性別, 住所."""
+def identity_xml(p: Any, tag: str = "Identity", my_number: bool = True,
+                 address: Address | None = None) -> Markup:
+    """PersonIdentityType: 住民票コード, 個人番号 (unless ``my_number`` is false), 氏名, 生年月日, 性別,
+    住所."""
     r = _r(p)
     return Markup(f"<{tag}>{_e('JuminhyoCode', r.juminhyo_code)}"
                   f"{_e('MyNumber', r.my_number if my_number else None)}{name_xml(r.name)}"
@@ -390,7 +392,8 @@ def move_in_person_xml(p: Any, tag: str = "Person", my_number: bool = True) -> M
 def change_xml(code: str, text: str, event: Any, seq: int = 1, notified: Any = None,
                tag: str = "Change") -> Markup:
     """ChangeType: 異動事由 (code and name), 異動年月日, 届出年月日, Seq."""
-    return Markup(f"<{tag}><Reason code=\"{escape(code)}\">{escape(text)}</Reason>{jdate_xml(event, 'EventDate')}"
+    return Markup(f"<{tag}><Reason code=\"{escape(code)}\">{escape(text)}</Reason>"
+                  f"{jdate_xml(event, 'EventDate')}"
                   f"{_e('NotifiedDate', _iso(notified) if notified is not None else None)}"
                   f"{_e('Seq', seq)}</{tag}>")
 
@@ -399,7 +402,8 @@ _HELPERS: dict[str, Any] = {
     "name_xml": name_xml, "jdate_xml": jdate_xml, "address_xml": address_xml, "honseki_xml": honseki_xml,
     "foreign_xml": foreign_xml, "household_xml": household_xml, "entry_xml": entry_xml,
     "identity_xml": identity_xml, "resident_xml": resident_xml, "counter_person_xml": counter_person_xml,
-    "subject_xml": subject_xml, "koseki_person_xml": koseki_person_xml, "foreign_person_xml": foreign_person_xml,
+    "subject_xml": subject_xml, "koseki_person_xml": koseki_person_xml,
+    "foreign_person_xml": foreign_person_xml,
     "move_in_person_xml": move_in_person_xml, "change_xml": change_xml,
 }
 _FILTERS: dict[str, Any] = {"days": _days, "iso": _iso, "wareki": _wareki}
@@ -486,7 +490,8 @@ def _resident_specs(raw: Mapping[str, Any], node: Any) -> tuple[ResidentSpec, ..
             tsusho=spec.get("tsusho"), hard=spec.get("hard", "none"), card=spec.get("card"),
             honseki=spec.get("honseki", "here"), lives=spec.get("lives", "sut"),
             into=tuple(spec.get("into", ["sut"] if spec.get("lives", "sut") == "sut" else [spec["lives"]])),
-            entries=tuple(spec.get("entries", [])), line=getattr(node.get(name) if node else None, "line", None)))
+            entries=tuple(spec.get("entries", [])),
+            line=getattr(node.get(name) if node else None, "line", None)))
     return tuple(out)
 
 
@@ -509,7 +514,8 @@ def _check_file(raw: Any, source: str, cat: catalogue_mod.Catalogue) -> list[Fin
         elif route not in cat.routes:
             bad("SCN-ROUTE", (*base, "route"), f"scenario {sc['id']}: unknown route {route}")
         elif folder.startswith("R") and folder[:3] != route:
-            bad("SCN-ROUTE", (*base, "route"), f"scenario {sc['id']} is on route {route} but in folder {folder}")
+            bad("SCN-ROUTE", (*base, "route"),
+                f"scenario {sc['id']} is on route {route} but in folder {folder}")
         if not functions:
             bad("SCN-FUNCTION", base, f"scenario {sc['id']}: no functions")
         for j, fid in enumerate(functions):
@@ -518,7 +524,8 @@ def _check_file(raw: Any, source: str, cat: catalogue_mod.Catalogue) -> list[Fin
             if f is None:
                 bad("SCN-FUNCTION", fpath, f"scenario {sc['id']}: unknown function {fid}")
             elif route is not None and f.route != route:
-                bad("SCN-FUNCTION", fpath, f"scenario {sc['id']}: {fid} belongs to route {f.route}, not {route}")
+                bad("SCN-FUNCTION", fpath,
+                    f"scenario {sc['id']}: {fid} belongs to route {f.route}, not {route}")
         step_ids: set[str] = set()
         for j, st in enumerate(sc.get("steps", [])):
             spath = (*base, "steps", j)
@@ -556,14 +563,16 @@ def _check_file(raw: Any, source: str, cat: catalogue_mod.Catalogue) -> list[Fin
             epath = (*base, "expect", j)
             c = CHECKS.get(ex["check"])
             if c is None:
-                bad("SCN-CHECK", (*epath, "check"), f"unknown check {ex['check']}; known: {', '.join(sorted(CHECKS))}")
+                bad("SCN-CHECK", (*epath, "check"),
+                    f"unknown check {ex['check']}; known: {', '.join(sorted(CHECKS))}")
                 continue
             for err in jsonschema.Draft202012Validator(c.params).iter_errors(_plain(ex)):
                 where = "/".join(str(x) for x in err.absolute_path)
                 if err.validator == "minProperties" and "xpath" in err.instance:
                     err.message = ("an assertion needs an operator besides xpath: one of "
                                    + ", ".join(ASSERTION_OPS))
-                bad("SCN-CHECK", (*epath, *err.absolute_path), f"{ex['check']}: {where or '(top)'}: {err.message}")
+                bad("SCN-CHECK", (*epath, *err.absolute_path),
+                    f"{ex['check']}: {where or '(top)'}: {err.message}")
             for key in ("step", "after"):
                 ref = ex.get(key) or (ex.get("match") or {}).get(key)
                 if isinstance(ref, str) and "{{" not in ref and ref not in step_ids:
@@ -591,8 +600,9 @@ def _build(raw: Any, source: str) -> list[Scenario]:
         for j, st in enumerate(sc_node.get("steps", [])):
             action = next(a for a in ACTIONS if a in st)
             params = {k: _plain(v) for k, v in st.items() if k not in (action, "id", "title")}
-            steps.append(Step(id=st.get("id") or f"s{j + 1}", action=action, arg=_plain(st[action]), params=params,
-                              line=line_of(raw, ("scenarios", i, "steps", j)), title=st.get("title")))
+            steps.append(Step(id=st.get("id") or f"s{j + 1}", action=action, arg=_plain(st[action]),
+                              params=params, line=line_of(raw, ("scenarios", i, "steps", j)),
+                              title=st.get("title")))
         expect = []
         for j, ex in enumerate(sc_node["expect"]):
             expect.append(Expectation(
@@ -602,13 +612,15 @@ def _build(raw: Any, source: str) -> list[Scenario]:
         res_node = (sc_node.get("fixtures") or {}).get("residents") or (defaults.get("fixtures") or {}).get(
             "residents")
         out.append(Scenario(
-            id=sc["id"], title_ja=sc["title"]["ja"], title_en=sc["title"]["en"], functions=tuple(sc["functions"]),
+            id=sc["id"], title_ja=sc["title"]["ja"], title_en=sc["title"]["en"],
+            functions=tuple(sc["functions"]),
             route=sc["route"], law=sc.get("law"), kind=sc["kind"], steps=tuple(steps), expect=tuple(expect),
             file=source, line=line_of(raw, ("scenarios", i)), description=sc.get("description", ""),
             tags=tuple(sc.get("tags", [])), actors=_plain(sc.get("actors") or {}),
             exclusive=bool(sc.get("exclusive", False)), timeout=float(sc.get("timeout", 30.0)),
             peers=int(tenant.get("peers", 2)), seed=int(tenant.get("seed", 1)), clock=fx.get("clock"),
-            residents=_resident_specs(fx.get("residents") or {}, res_node), values=_plain(fx.get("values") or {}),
+            residents=_resident_specs(fx.get("residents") or {}, res_node),
+            values=_plain(fx.get("values") or {}),
             skip_auto=tuple(sc.get("skip_auto", []))))
     return out
 
@@ -617,7 +629,7 @@ def load_text(text: str, source: str, cat: catalogue_mod.Catalogue | None = None
     """Load scenarios from YAML text; raises HarnessError with line-numbered findings."""
     cat = cat or catalogue_mod.default()
     try:
-        raw = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        raw = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         raise HarnessError([Finding("SCN-YAML", str(e).splitlines()[0], file=source,
@@ -642,7 +654,8 @@ def load_file(path: str | Path, cat: catalogue_mod.Catalogue | None = None) -> l
 
 
 def scenario_files(root: str | Path | None = None) -> list[Path]:
-    """Scenario files under ``root`` (default: the shipped suite), sorted; ``suite.yaml`` and ``_*`` skipped."""
+    """Scenario files under ``root`` (default: the shipped suite), sorted; ``suite.yaml`` and ``_*``
+    skipped."""
     base = Path(root) if root is not None else SCENARIOS_DIR
     return sorted(p for p in base.rglob("*.yaml") if p.name != "suite.yaml" and not p.name.startswith("_"))
 

@@ -212,6 +212,8 @@ async def clock(request: web.Request) -> web.Response:
     c = gw.clocks.get(t.id)
     if request.method == "POST":
         body = await _json(request)
+        if body.get("freeze") is True:  # first, so that a set time stays exactly as given
+            c.freeze("control API")
         if "set" in body:
             try:
                 c.set(datetime.fromisoformat(str(body["set"])), "control API")
@@ -223,8 +225,8 @@ async def clock(request: web.Request) -> web.Response:
             if not isinstance(secs, int | float) or isinstance(secs, bool):
                 raise fail("GW-CONTROL-FIELD", "advance_seconds must be a number")
             c.advance(timedelta(seconds=secs), "control API")
-        if "freeze" in body:
-            (c.freeze if body["freeze"] else c.unfreeze)("control API")
+        if body.get("freeze") is False:
+            c.unfreeze("control API")
         await gw.record_event("clock", t.id, {"now": c.now().isoformat(), "frozen": c.frozen})
     return web.json_response({"now": c.now().isoformat(), "frozen": c.frozen})
 

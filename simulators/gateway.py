@@ -53,7 +53,7 @@ from lxml import etree
 
 from conformance import catalogue as catalogue_mod
 from conformance.catalogue import Catalogue, MessageType
-from conformance.envelope import body_of, build, error_report, header, read_header
+from conformance.envelope import Header, body_of, build, error_report, header, read_header
 from conformance.errors import Finding, HarnessError
 from conformance.model import Municipality
 from conformance.xmlsafe import NSMAP, parse, q
@@ -224,6 +224,7 @@ class _Delivery:
     seq: int
     decision: Decision = CLEAN
     record: bool = True  # False for /direct (benchmark baseline): nothing is traced
+    hdr: Mapping[str, str | None] | None = None  # the validator's header dict (valid envelopes only)
 
 
 def _finding(code: str, message: str, xpath: str | None = None) -> Finding:
@@ -495,7 +496,10 @@ class Gateway:
         if isinstance(xml, str) and xml.strip():
             ids.extend(cast(list[str], _IDS_ANY(parse(xml))))
         ids.extend(_ids_in_data(data.get("data")))
-        sim.seed(tid, kind, data)
+        try:
+            sim.seed(tid, kind, data)
+        except (ValueError, KeyError, TypeError) as e:
+            raise HarnessError([_finding("GW-SEED", f"{actor} cannot take this {kind!r} seed: {e}")]) from e
         for v in ids:
             self.register(tid, v)
         return ids
@@ -570,10 +574,11 @@ class Gateway:
         self._accepted_ids.add(dup)
         self.accepted[arrow] = self.accepted.get(arrow, 0) + 1
         self._remember(rec, tenant, peek, ids)
+        hdr = checked.header
         sender_sim = self.sims.get(peek.sender_actor or "")
         if sender_sim is not None:
-            self._apply(sender_sim, root, arrow, tenant, data, "out")
-        d = _Delivery(data, root, peek, arrow, tenant, mt, rec.seq, decision)
+            self._apply(sender_sim, root, arrow, tenant, data, "out", hdr=hdr)
+        d = _Delivery(data, root, peek, arrow, tenant, mt, rec.seq, decision, hdr=hdr)
         if mt.mode == "sync":
             return await self._sync(d)
         if decision.latency_s and receiver not in SUT_ACTORS and receiver not in self.targets:
@@ -641,13 +646,24 @@ class Gateway:
 
     # ------------------------------------------------------------------------------------- delivery
 
-    def _message(self, root: etree._Element, arrow: int | None, tenant: str | None, data: bytes) -> Message:
-        return Message(read_header(root), body_of(root), arrow, tenant, data)
+    def _message(self, root: etree._Element, arrow: int | None, tenant: str | None, data: bytes,
+                 hdr: Mapping[str, str | None] | None = None) -> Message:
+        """The simulator's view; ``hdr`` (the validator's header dict of a valid envelope) saves a re-read."""
+        if hdr is None:
+            return Message(read_header(root), body_of(root), arrow, tenant, data)
+        h = Header(message_type=hdr["message_type"] or "", sender_actor=hdr["sender_actor"] or "",
+                   sender_lg=hdr["sender_lg"] or "", receiver_actor=hdr["receiver_actor"] or "",
+                   receiver_lg=hdr["receiver_lg"] or "", sent_at=datetime.fromisoformat(hdr["sent_at"] or ""),
+                   business_date=date.fromisoformat(hdr["business_date"] or ""),
+                   message_id=hdr["message_id"] or "", correlation_id=hdr["correlation_id"],
+                   retry_reason=hdr["retry_reason"])
+        return Message(h, body_of(root), arrow, tenant, data)
 
     def _apply(self, sim: Simulator, root: etree._Element, arrow: int | None, tenant: str | None, data: bytes,
-               direction: str, msg: Message | None = None) -> Message | None:
+               direction: str, msg: Message | None = None,
+               hdr: Mapping[str, str | None] | None = None) -> Message | None:
         try:
-            m = msg or self._message(root, arrow, tenant, data)
+            m = msg or self._message(root, arrow, tenant, data, hdr)
             sim.apply(m, direction)
             return m
         except Exception:
@@ -727,7 +743,7 @@ class Gateway:
     async def _react(self, d: _Delivery) -> etree._Element | None:
         """apply(in) then react on the receiving simulator; may raise Refusal."""
         sim = self.sims[d.peek.receiver_actor or ""]
-        msg = self._apply(sim, d.root, d.arrow, d.tenant, d.data, "in")
+        msg = self._apply(sim, d.root, d.arrow, d.tenant, d.data, "in", hdr=d.hdr)
         if msg is None:
             return None
         return await sim.react(msg)
@@ -1110,9 +1126,11 @@ class Gateway:
                 self.seed(tid, ev["actor"], ev["kind"], ev.get("args", {}))
         elif kind == "clock":
             clock = self.clocks.get(tid)
+            if ev.get("frozen") and not clock.frozen:
+                clock.freeze("replayed from the trace")
             clock.set(datetime.fromisoformat(ev["now"]), "replayed from the trace")
-            if ev.get("frozen") is not None and bool(ev["frozen"]) != clock.frozen:
-                (clock.freeze if ev["frozen"] else clock.unfreeze)("replayed from the trace")
+            if ev.get("frozen") is False and clock.frozen:
+                clock.unfreeze("replayed from the trace")
         elif kind == "hours" and tid in self.tenants:
             self.set_hours(tid, enforce=ev.get("enforce"), maintenance=ev.get("maintenance", ()))
         elif kind == "register" and tid is not None:

@@ -138,7 +138,8 @@ async def _reference_sut(rt: Runtime, defects: frozenset[str]) -> Any:
 
     cfg = rt.config
     ref = RefConfig(lg_code=cfg.sut.lg_code, gateway_url=rt.gateway_url, token=cfg.sut.token,
-                    inbound_token=cfg.gateway.tokens.gateway_to_sut, data_dir=cfg.gateway.data_dir / "reference",
+                    inbound_token=cfg.gateway.tokens.gateway_to_sut,
+                    data_dir=cfg.gateway.data_dir / "reference",
                     host=cfg.reference.host, port=cfg.reference.port, defects=defects)
     async with start_reference_sut(ref) as url:
         yield str(url).rstrip("/")
