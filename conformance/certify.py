@@ -28,6 +28,7 @@ from xml.sax.saxutils import escape, quoteattr
 from conformance import catalogue as catalogue_mod
 from conformance.checks import mask_my_numbers
 from conformance.engine import ScenarioResult
+from conformance.masking import mask_obj
 from conformance.scenario import Scenario, Suite, load_suite
 
 __all__ = ["Harnessed", "add_parser", "certify", "harnessed", "junit_xml", "results_json", "run_suite"]
@@ -147,7 +148,7 @@ def results_json(results: Sequence[ScenarioResult], suite: Suite, *, sut: str, s
         "coverage": coverage(results, cat),
         "scenarios": [r.to_json() for r in results],
     }
-    masked: dict[str, Any] = json.loads(mask_my_numbers(json.dumps(out, ensure_ascii=False)))
+    masked: dict[str, Any] = mask_obj(out)
     return masked
 
 
@@ -237,6 +238,32 @@ class Progress:
 
 # ------------------------------------------------------------------------------------------------ CLI
 
+def write_evidence_and_html(doc: dict[str, Any], report_dir: Path, *, config: str | None,
+                            seed: int, keep_raw: bool = False) -> dict[str, Path]:
+    """report.html and evidence.json from results + the run's trace (config secrets redacted by reports).
+
+    The raw trace copy holds unmasked 個人番号, so it is removed once the (masked) evidence is written, unless
+    ``keep_raw`` asks for raw payloads to be kept.
+    """
+    import dataclasses
+
+    from reports import write_reports
+    from simulators.config import load_config
+    from simulators.trace import read_records
+
+    records = read_records(report_dir / "trace.sqlite")
+    cfg = json.loads(json.dumps(dataclasses.asdict(load_config(config)), default=str))
+    # The virtual-clock log: every clock event the control API recorded in the trace (tenant starts and moves).
+    clock_log = [json.loads(r.payload) | {"tenant": r.tenant, "seq": r.seq} for r in records
+                 if r.kind == "event" and r.note in ("clock", "tenant.create")]
+    written = write_reports(doc, records, report_dir, config=cfg, seeds={"run": seed}, clock_log=clock_log,
+                            keep_raw=keep_raw)
+    if not keep_raw:
+        for suffix in ("", "-wal", "-shm"):
+            (report_dir / f"trace.sqlite{suffix}").unlink(missing_ok=True)
+    return written
+
+
 def _split(v: str | None) -> list[str] | None:
     return [x.strip() for x in v.split(",") if x.strip()] if v else None
 
@@ -244,7 +271,8 @@ def _split(v: str | None) -> list[str] | None:
 async def certify(*, sut: str = "reference", config: str | None = None, routes: Sequence[str] | None = None,
                   functions: Sequence[str] | None = None, ids: Sequence[str] | None = None,
                   report_dir: Path = Path("juki-results"), concurrency: int = 8, run_seed: int | None = None,
-                  suite_dir: str | None = None, progress: bool = True, out: IO[str] | None = None) -> int:
+                  suite_dir: str | None = None, progress: bool = True, out: IO[str] | None = None,
+                  keep_raw: bool = False) -> int:
     """Run the (selected) suite and write the reports; returns the exit code."""
     out = out or sys.stdout
     suite = load_suite(suite_dir)
@@ -265,9 +293,11 @@ async def certify(*, sut: str = "reference", config: str | None = None, routes: 
     doc = results_json(results, suite, sut=sut, started=started, duration=duration, run_seed=seed)
     (report_dir / "results.json").write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
     (report_dir / "junit.xml").write_text(junit_xml(results, duration=duration), encoding="utf-8")
+    written = write_evidence_and_html(doc, report_dir, config=config, seed=seed, keep_raw=keep_raw)
     for line in summary_lines(results):
         print(line, file=out)
-    print(f"reports: {report_dir / 'results.json'}, {report_dir / 'junit.xml'} ({duration:.1f} s)", file=out)
+    print(f"reports: {report_dir / 'results.json'}, {report_dir / 'junit.xml'}, {written['html']}, "
+          f"{written['evidence']} ({duration:.1f} s)", file=out)
     return 0 if all(r.passed for r in results) else 1
 
 
@@ -275,7 +305,7 @@ def _cmd(args: argparse.Namespace) -> int:
     return asyncio.run(certify(
         sut=args.sut, config=args.config, routes=_split(args.routes), functions=_split(args.functions),
         ids=_split(args.scenarios), report_dir=Path(args.report_dir), concurrency=args.concurrency,
-        run_seed=args.seed, suite_dir=args.suite, progress=not args.no_progress))
+        run_seed=args.seed, suite_dir=args.suite, progress=not args.no_progress, keep_raw=args.keep_raw))
 
 
 def add_parser(subparsers: Any) -> None:
@@ -294,4 +324,6 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=None, help="run seed (fixtures); random by default")
     p.add_argument("--suite", default=None, help="a scenario folder instead of the shipped suite")
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    p.add_argument("--keep-raw", action="store_true",
+                   help="keep raw payloads (unmasked 個人番号) in evidence.json and the trace copy")
     p.set_defaults(func=_cmd)

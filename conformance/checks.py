@@ -26,6 +26,7 @@ from lxml import etree
 from conformance.catalogue import Catalogue
 from conformance.errors import HarnessError
 from conformance.identifiers import is_valid_juminhyo_code, is_valid_lg_code, is_valid_my_number
+from conformance.masking import mask_text
 from conformance.rules import find_my_numbers
 from conformance.xmlsafe import NSMAP, parse, q
 
@@ -50,13 +51,8 @@ SUT_ACTORS: frozenset[str] = frozenset({"juki", "counter"})
 #: Finding codes (substrings) that mean "the receiver is down" (503): a reason to retry, not a defect.
 DOWN_MARKERS: tuple[str, ...] = ("DOWN", "UNAVAILABLE", "FAULT", "HOURS", "MAINT", "CLOSED", "503", "OFFLINE")
 
-_MY_NUMBER_RE = re.compile(r"(?<![0-9])[0-9]{12}(?![0-9])")
-
-
-def mask_my_numbers(text: str) -> str:
-    """Replace every valid 個人番号 written as 12 ASCII digits by ``********`` and its last four digits."""
-    return _MY_NUMBER_RE.sub(lambda m: "********" + m.group()[8:] if is_valid_my_number(m.group())
-                             else m.group(), text)
+#: Masks every valid 個人番号 (any written form) to its last four digits: one implementation for everything.
+mask_my_numbers = mask_text
 
 
 # ------------------------------------------------------------------------------------------------ records

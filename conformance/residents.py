@@ -625,10 +625,8 @@ class ResidentFactory:
             since, previous = birth, None  # 出生
         else:
             since = self.p.between(max(birth, _add_years(today, -40)), today - timedelta(days=1))
-            if abroad is not None:
-                previous = Address(overseas=abroad)  # 国外転入
-            else:
-                previous = self.p.address_in(self._elsewhere())  # 国内転入
+            # 国外転入 or 国内転入
+            previous = Address(overseas=abroad) if abroad is not None else self.p.address_in(self._elsewhere())
         if r.random() < 0.3 and since < today - timedelta(days=2):
             moved = self.p.between(since + timedelta(days=1), today - timedelta(days=1))  # 転居
             return _Timeline(since, moved, self.p.address_in(self.home))

@@ -1,8 +1,8 @@
 """Hardened XML parsing used everywhere: no entity expansion, no DTD, no network, size and depth limits.
 
 Every refusal is a HarnessError with one Finding whose code names the rule (XML-SIZE, XML-DTD, XML-ENTITY,
-XML-DEPTH, XML-SYNTAX, XML-EMPTY, XML-ENCODING). Documents are refused *before* anything is expanded: a DOCTYPE is refused
-outright, so a billion-laughs or external-entity document never reaches entity processing.
+XML-DEPTH, XML-SYNTAX, XML-EMPTY, XML-ENCODING). Documents are refused *before* anything is expanded: a DOCTYPE is
+refused outright, so a billion-laughs or external-entity document never reaches entity processing.
 """
 
 from __future__ import annotations

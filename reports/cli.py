@@ -14,6 +14,7 @@ from typing import Any
 
 from conformance import catalogue as catalogue_mod
 from conformance.errors import HarnessError, fail
+from conformance.masking import mask_text
 from reports.evidence import (
     EVIDENCE_NAME,
     build_evidence,
@@ -24,7 +25,6 @@ from reports.evidence import (
     write_evidence,
 )
 from reports.html import LANGS, REPORT_NAME, write_html
-from reports.masking import mask_text
 from simulators.trace import read_records
 
 RESULTS_NAME = "results.json"

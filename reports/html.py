@@ -2,7 +2,7 @@
 
 Why one file: a vendor mails it to a reviewer, who opens it offline. It is rendered from results.json and the
 evidence bundle only, so ``juki-harness report`` can render it again (another language) without rerunning.
-Every text that reaches the page goes through ``reports.masking.mask_text`` (Jinja ``finalize``), and the
+Every text that reaches the page goes through ``conformance.masking.mask_text`` (Jinja ``finalize``), and the
 pretty-printed messages mask each text and attribute value before markup is added.
 """
 
@@ -22,9 +22,9 @@ from markupsafe import Markup
 from conformance import catalogue as catalogue_mod
 from conformance.catalogue import Catalogue
 from conformance.errors import HarnessError
+from conformance.masking import mask_text
 from conformance.xmlsafe import NS, NSMAP, parse
 from reports import diagram
-from reports.masking import mask_text
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 REPORT_NAME = "report.html"

@@ -21,17 +21,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from conformance import catalogue
 from conformance.errors import fail
 from conformance.identifiers import is_valid_lg_code
 
 DEFAULT_PORT = 8700
 SIMULATED = "simulated"
 
-#: Actors the harness plays (every actor of the catalogue that is neither the SUT, its counter nor the
-#: resident who is driven by scenarios).
-HOSTED_ACTORS: tuple[str, ...] = (
-    "cs", "pref", "national", "peer", "card", "addressee", "intermediate", "certserver", "centre", "kiosk",
-    "immigration", "immlink", "others", "booking", "portal",
+#: Actors the harness plays: every actor of the catalogue that is not the SUT (its simulated counterparts and
+#: the resident, whom scenarios drive).
+HOSTED_ACTORS: tuple[str, ...] = tuple(
+    a.id for a in catalogue.default().actors.values() if a.role in ("simulator", "driver")
 )
 
 

@@ -59,7 +59,7 @@ from conformance.model import Municipality
 from conformance.xmlsafe import NSMAP, parse, q
 from simulators.base import Message, SendResult, Simulator
 from simulators.clock import JUKI_NET_ACTORS, KIOSK_ACTORS, ClockRegistry, OperatingCalendar, OperatingHours
-from simulators.config import HOSTED_ACTORS, HarnessConfig, client_ssl_context
+from simulators.config import HarnessConfig, client_ssl_context
 from simulators.faults import CLEAN, Decision, FaultPlan, Reorderer
 from simulators.registry import Refusal
 from simulators.trace import TraceRecord, TraceStore, record_to_json
@@ -1183,32 +1183,10 @@ def _ids_in_data(data: Any) -> list[str]:
 
 
 def _registry() -> Mapping[str, Callable[[Gateway], Simulator]]:
-    """``simulators.registry.SIMULATORS``; while some simulator modules are missing, the ones that import.
+    """``simulators.registry.SIMULATORS``, imported late (simulator modules import the port types)."""
+    from simulators.registry import SIMULATORS
 
-    Actors without a simulator are answered 503 (GW-DOWN) and listed in ``missing_simulators``.
-    """
-    try:
-        from simulators.registry import SIMULATORS
-
-        return SIMULATORS
-    except ModuleNotFoundError as e:
-        if not (e.name or "").startswith("simulators."):
-            raise
-        log.warning("simulators.registry is incomplete (%s): loading simulator modules one by one", e.name)
-    import importlib
-
-    found: dict[str, type[Simulator]] = {}
-    for actor in HOSTED_ACTORS:
-        try:
-            mod = importlib.import_module(f"simulators.{actor}")
-        except ModuleNotFoundError as e:
-            if e.name != f"simulators.{actor}":
-                raise
-            continue
-        for v in vars(mod).values():
-            if isinstance(v, type) and issubclass(v, Simulator) and getattr(v, "actor", "") == actor:
-                found[actor] = v
-    return found
+    return SIMULATORS
 
 
 def _xml(status: int, body: bytes) -> web.Response:

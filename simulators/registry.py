@@ -341,11 +341,12 @@ def _build() -> dict[str, type[Simulator]]:
     from simulators.peer import PeerSimulator
     from simulators.portal import PortalSimulator
     from simulators.pref import PrefSimulator
+    from simulators.resident import ResidentSimulator
 
     classes: list[type[Simulator]] = [
         CsSimulator, PrefSimulator, NationalSimulator, PeerSimulator, CardSimulator, AddresseeSimulator,
         IntermediateSimulator, CertServerSimulator, CentreSimulator, KioskSimulator, ImmigrationSimulator,
-        ImmLinkSimulator, OthersSimulator, BookingSimulator, PortalSimulator,
+        ImmLinkSimulator, OthersSimulator, BookingSimulator, PortalSimulator, ResidentSimulator,
     ]
     return {c.actor: c for c in classes}
 

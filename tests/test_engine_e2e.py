@@ -42,7 +42,8 @@ async def test_certify_on_a_subset_passes_and_writes_masked_reports(tmp_path: Pa
     junit = etree.parse(str(tmp_path / "junit.xml")).getroot()
     assert junit.get("tests") == "4" and junit.get("failures") == "0"
     assert {tc.get("name").split()[0] for tc in junit.iter("testcase")} == set(SUBSET)
-    assert (tmp_path / "trace.sqlite").is_file()
+    assert not (tmp_path / "trace.sqlite").exists(), "the raw trace (unmasked 個人番号) must not be left behind"
+    assert (tmp_path / "report.html").is_file() and (tmp_path / "evidence.json").is_file()
     assert "4/4 scenarios passed" in out.getvalue()
 
 

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conformance.identifiers import is_valid_my_number, make_my_number
+from conformance.masking import find_my_number_spans, mask_obj, mask_text, redact_config, salted_hash
 from conformance.rules import find_my_numbers
-from reports.masking import find_my_number_spans, mask_obj, mask_text, redact_config, salted_hash
 
 VALID = make_my_number("12345678901")  # 123456789018
 assert VALID == "123456789018"
@@ -61,11 +61,12 @@ def test_spans_give_the_digits_and_where_they_are() -> None:
     assert text[hits[1].start:hits[1].end] == "1234-5678-9018"
 
 
-def test_mask_obj_masks_strings_and_keys_deeply_and_leaves_other_values() -> None:
-    obj: dict[str, Any] = {"a": [VALID, {"b": f"x {VALID}"}], VALID: 1, "n": 123456789018, "ok": True}
+def test_mask_obj_masks_strings_keys_and_number_valued_my_numbers_deeply() -> None:
+    obj: dict[str, Any] = {"a": [VALID, {"b": f"x {VALID}"}], VALID: 1, "n": 123456789018,
+                           "not": 123456789010, "ok": True}
     out = mask_obj(obj)
-    assert out == {"a": ["********9018", {"b": "x ********9018"}], "********9018": 1, "n": 123456789018,
-                   "ok": True}
+    assert out == {"a": ["********9018", {"b": "x ********9018"}], "********9018": 1, "n": "********9018",
+                   "not": 123456789010, "ok": True}
     assert obj["a"][0] == VALID  # a copy: the input is unchanged
 
 

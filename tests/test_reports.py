@@ -14,6 +14,7 @@ import pytest
 
 from conformance import catalogue
 from conformance.cli import main
+from conformance.masking import salted_hash
 from reports import write_reports
 from reports.demo import (
     MY_NUMBER,
@@ -25,7 +26,6 @@ from reports.demo import (
 )
 from reports.evidence import build_evidence, file_digest, sha256_json, verify_bundle, versions_of
 from reports.html import LABELS, build_model, pretty_xml, render_html
-from reports.masking import salted_hash
 from simulators.trace import TraceRecord, TraceStore, record_to_json
 
 UNUSED = {11, 12, 17, 22, 34}

@@ -133,9 +133,12 @@ def mask_text(text: str) -> str:
 
 
 def mask_obj(obj: Any) -> Any:
-    """A copy of a JSON-like value with every string (and dict key) masked; other values unchanged."""
+    """A copy of a JSON-like value with every string (and dict key) masked; an integer that is a valid
+    個人番号 becomes the masked string (a number in JSON must not leak one either); other values unchanged."""
     if isinstance(obj, str):
         return mask_text(obj)
+    if isinstance(obj, int) and not isinstance(obj, bool) and 10**11 <= obj < 10**12:
+        return mask_text(str(obj)) if is_valid_my_number(str(obj)) else obj
     if isinstance(obj, Mapping):
         return {mask_text(k) if isinstance(k, str) else k: mask_obj(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
