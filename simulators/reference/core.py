@@ -366,10 +366,13 @@ class Core:
     ) -> int:
         """Enqueue one message (inside the caller's transaction); returns its outbox id."""
         sender = "counter" if message_type in TERMINAL_TYPES else "juki"
+        receiver = RECEIVER[message_type]
+        if message_type == "CardManagementInfo" and defects.on(self.cfg, "card-info-wrong-arrow"):
+            receiver = "cs"
         h = header(
             message_type,
             (sender, self.lg),
-            (RECEIVER[message_type], to_lg or self.lg),
+            (receiver, to_lg or self.lg),
             sent_at=ctx.now,
             business_date=ctx.op_date,
             correlation_id=correlation_id,

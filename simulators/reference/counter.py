@@ -49,6 +49,7 @@ from simulators.reference.core import (
     jd,
     koseki_person_el,
     name_text,
+    reason_names,
     need,
     status_after_moveout,
     western,
@@ -636,7 +637,9 @@ async def copy_request(core: Core, ctx: Ctx, op: etree._Element) -> OpResult:
         and not defects.on(core.cfg, "copy-restricted-allowed")
     ):
         raise Refusal("COPY-RESTRICTED", f"a {requester} cannot be given 本籍, 個人番号 or 住民票コード")
-    p = core.person(el_text(op, "JuminhyoCode"), prefix="COPY")
+    p = core.person(el_text(op, "JuminhyoCode"), alive=False, prefix="COPY")
+    if p.status == DELETED:
+        return removed_copy(core, ctx, p, my_number=want_mn, jcode=want_code, honseki=want_honseki)
     members = [p]
     if el_text(op, "Scope") == "世帯全員":
         members = [m for m in core.store.household(p.r.household_no) if m.status != DELETED]
@@ -650,6 +653,22 @@ async def copy_request(core: Core, ctx: Ctx, op: etree._Element) -> OpResult:
     ]
     items = [item("認証文", "この写しは、住民票の原本と相違ないことを証明する。")]
     return OpResult(documents=[core.document("住民票の写し", "住民票の写し", ctx, els, items)])
+
+
+def removed_copy(core: Core, ctx: Ctx, p: Person, *, my_number: bool, jcode: bool, honseki: bool) -> OpResult:
+    """住民票の除票の写し (住基法15条の4): the deleted record alone, with why and when it was deleted and, for a
+    転出, the planned move (転出届) beside the confirmed one (転入通知) — neither replaces the other."""
+    els = [doc_member(p, my_number=my_number, jcode=jcode, honseki=honseki)]
+    code = p.last_change.code if p.last_change else ""
+    items = [item("消除事由", reason_names().get(code, code))]
+    items += core.planned_items(p)
+    if p.confirmed is not None:
+        items += [
+            item("転出確定年月日", date_text(p.confirmed.when)),
+            item("転出確定住所", address_text(p.confirmed.address)),
+        ]
+    items.append(item("認証文", "この写しは、住民票の除票の原本と相違ないことを証明する。"))
+    return OpResult(documents=[core.document("住民票の除票の写し", "住民票の除票の写し", ctx, els, items)])
 
 
 async def moveout_certificate_issue(core: Core, ctx: Ctx, op: etree._Element) -> OpResult:

@@ -166,6 +166,11 @@ DEFECTS: dict[str, Defect] = dict(
         _d("handover-wrong-slot", "F28", "the hand-over document prints a slot one hour off the booking"),
         _d("skip-card-management-info", "F29", "no CardManagementInfo is sent for a card holder's change"),
         _d(
+            "card-info-wrong-arrow",
+            "F29",
+            "CardManagementInfo is sent to the CS (arrow 8) instead of to card management (arrow 10)",
+        ),
+        _d(
             "card-deadline-30days",
             "F29",
             "ContinuedUseDeadline is planned move-out + 30 days instead of + 90",
