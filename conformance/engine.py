@@ -137,8 +137,9 @@ class Harness:
 
     async def counter(self, tenant: str, envelope: bytes) -> tuple[int, bytes]:
         headers = {**self._auth, "X-Juki-Tenant": tenant, "Content-Type": "application/xml; charset=utf-8"}
+        # longer than the gateway's counter time limit (30 s), itself longer than the SUT's 15 s wait
         async with self.session.post(self.url + "/counter", data=envelope, headers=headers,
-                                     timeout=self.timeout) as resp:
+                                     timeout=aiohttp.ClientTimeout(total=45.0)) as resp:
             return resp.status, await resp.read()
 
     async def records(self, tenant: str, since: int = 0, *, have: int = 0, block: float = 0.0

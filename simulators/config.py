@@ -49,6 +49,9 @@ class DeliveryConfig:
     backoff_seconds: float = 0.2
     max_backoff_seconds: float = 5.0
     timeout_seconds: float = 10.0
+    #: a counter request is sent once (never resent: staff would see the operation twice) and waited for
+    #: longer than the SUT's own 15 s wait for an asynchronous answer (contract §2)
+    counter_timeout_seconds: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +226,8 @@ def parse_config(data: Mapping[str, Any], source: str = "<dict>") -> HarnessConf
     delivery = DeliveryConfig(attempts=d.i("attempts", dd.attempts, 1, 100),
                               backoff_seconds=d.f("backoff_seconds", dd.backoff_seconds),
                               max_backoff_seconds=d.f("max_backoff_seconds", dd.max_backoff_seconds),
-                              timeout_seconds=d.f("timeout_seconds", dd.timeout_seconds))
+                              timeout_seconds=d.f("timeout_seconds", dd.timeout_seconds),
+                              counter_timeout_seconds=d.f("counter_timeout_seconds", dd.counter_timeout_seconds))
     d.done()
     gd = GatewayConfig()
     gw = GatewayConfig(

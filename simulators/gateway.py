@@ -788,10 +788,12 @@ class Gateway:
         return self.targets.get(receiver)
 
     async def _post(self, target: Target, data: bytes, *, token: str | None = None,
-                    headers: Mapping[str, str] | None = None) -> tuple[int, bytes]:
+                    headers: Mapping[str, str] | None = None, timeout: float | None = None) -> tuple[int, bytes]:
         assert self.http is not None, "gateway not started"
         hdrs = {"Authorization": f"Bearer {token or target.token}", "Content-Type": _XML, **(headers or {})}
-        async with self.http.post(target.url, data=data, headers=hdrs, ssl=target.ssl or True) as resp:
+        limit = aiohttp.ClientTimeout(total=timeout) if timeout is not None else None
+        async with self.http.post(target.url, data=data, headers=hdrs, ssl=target.ssl or True,
+                                  timeout=limit) as resp:
             return resp.status, await resp.read()
 
     async def _record_attempt(self, d: _Delivery, attempt: int, attempts: int, status: int | None,
@@ -808,23 +810,28 @@ class Gateway:
             message_id=d.peek.message_id, correlation_id=d.peek.correlation_id, note=note,
             virtual_time=self.now(d.tenant))
 
-    async def _post_with_retries(self, d: _Delivery, target: Target) -> tuple[int | None, bytes]:
-        """POST the exact bytes (same MessageId) until 2xx/4xx or attempts run out; record every attempt."""
+    async def _post_with_retries(self, d: _Delivery, target: Target, *, once: bool = False
+                                 ) -> tuple[int | None, bytes]:
+        """POST the exact bytes (same MessageId) until 2xx/4xx or attempts run out; record every attempt.
+
+        ``once``: a counter request — one attempt with the longer counter time limit, never resent."""
         if d.decision.latency_s:
             await asyncio.sleep(d.decision.latency_s)  # a slow link to the SUT or a real actor
         cfg = self.config.gateway.delivery
+        attempts = 1 if once else cfg.attempts
+        timeout = cfg.counter_timeout_seconds if once else None
         status: int | None = None
         answer = b""
-        for attempt in range(1, cfg.attempts + 1):
+        for attempt in range(1, attempts + 1):
             t0 = time.perf_counter()
             error = None
             try:
-                status, answer = await self._post(target, d.data)
+                status, answer = await self._post(target, d.data, timeout=timeout)
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 status, answer, error = None, b"", f"{type(exc).__name__}: {exc}"
             retry = status is None or status >= 500 or status in (408, 429)
-            last = attempt == cfg.attempts or not retry or self._closing
-            await self._record_attempt(d, attempt, cfg.attempts, status, answer, error,
+            last = attempt == attempts or not retry or self._closing
+            await self._record_attempt(d, attempt, attempts, status, answer, error,
                                        time.perf_counter() - t0, last)
             if last:
                 break
@@ -948,7 +955,7 @@ class Gateway:
         self._remember(rec, tenant, peek, ids)
         mt = self.catalogue.message_types["CounterRequest"]
         d = _Delivery(data, root, peek, op.arrow_in, tenant, mt, rec.seq)
-        status, answer = await self._post_with_retries(d, self.counter_target)
+        status, answer = await self._post_with_retries(d, self.counter_target, once=True)
         if status is None:
             return await self._sync_failed(d, 503, "GW-DOWN", "the SUT's counter adapter cannot be reached")
         if status != 200:

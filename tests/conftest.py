@@ -39,6 +39,8 @@ class FakeSut:
     statuses: deque[int] = field(default_factory=deque)
     counter_requests: list[bytes] = field(default_factory=list)
     counter_reply: Callable[[bytes], bytes] | None = None
+    counter_statuses: deque[int] = field(default_factory=deque)
+    counter_delay: float = 0.0
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def message_ids(self) -> list[str]:
@@ -61,6 +63,10 @@ class FakeSut:
     async def _counter(self, request: web.Request) -> web.Response:
         data = await request.read()
         self.counter_requests.append(data)
+        if self.counter_delay:
+            await asyncio.sleep(self.counter_delay)
+        if self.counter_statuses:
+            return web.Response(status=self.counter_statuses.popleft())
         reply = (self.counter_reply or counter_result_for)(data)
         return web.Response(status=200, body=reply, content_type="application/xml")
 

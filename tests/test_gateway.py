@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import aiohttp
 import pytest
 from conftest import (
@@ -18,6 +20,7 @@ from conftest import (
 from conformance.envelope import findings_of, read_header
 from conformance.samples import sample
 from conformance.xmlsafe import parse
+from simulators.config import HarnessConfig
 from simulators.runtime import Runtime
 
 
@@ -162,3 +165,33 @@ async def test_counter_proxy_records_request_and_result_on_the_operation_arrows(
     res = harness.store.query(message_id=answer.message_id)[0]
     assert (req.arrow, req.tenant, res.arrow, res.kind, res.tenant) == (30, t, 24, "response", t)
 
+
+
+async def _counter_call(harness: Runtime, http: aiohttp.ClientSession, tenant: str, data: bytes) -> int:
+    async with http.post(f"{harness.gateway_url}/counter", data=data,
+                         headers={"Authorization": f"Bearer {CONTROL_TOKEN}", "X-Juki-Tenant": tenant}) as r:
+        await r.read()
+        return r.status
+
+
+async def test_a_counter_request_is_never_resent_even_after_a_5xx(
+        harness: Runtime, http: aiohttp.ClientSession, control: Control, sut: FakeSut) -> None:
+    t = (await control.tenant())["tenant"]
+    sut.counter_statuses.append(503)  # deliveries would retry a 503; a counter operation must not be redone
+    data = sample("CounterRequest", 1)
+    assert await _counter_call(harness, http, t, data) == 503
+    assert sut.counter_requests == [data]
+    attempts = harness.store.query(message_id=read_header(parse(data)).message_id, kind="delivery")
+    assert [r.note.split(":")[0] for r in attempts] == ["attempt 1/1"]
+
+
+async def test_the_counter_proxy_waits_longer_than_a_delivery_attempt(
+        harness_config: HarnessConfig, http: aiohttp.ClientSession, sut: FakeSut) -> None:
+    """A counter operation that waits for an asynchronous answer outlasts the delivery time limit."""
+    d = replace(harness_config.gateway.delivery, timeout_seconds=0.2, counter_timeout_seconds=5.0)
+    cfg = replace(harness_config, gateway=replace(harness_config.gateway, delivery=d))
+    sut.counter_delay = 0.6
+    async with Runtime(cfg) as rt:
+        t = (await Control(http, rt.control_url).tenant())["tenant"]
+        assert await _counter_call(rt, http, t, sample("CounterRequest", 1)) == 200
+    assert len(sut.counter_requests) == 1

@@ -89,7 +89,8 @@ async def test_restart_replays_tenants_and_sends_nothing_again(harness_config: H
 
 def test_config_file_is_checked_and_documented(tmp_path: Path) -> None:
     cfg = load_config(REPO / "config" / "default.toml")
-    assert cfg.gateway.port == 8700 and cfg.sut.lg_code == "131016" and len(cfg.simulated_actors) == 16 and "resident" in cfg.simulated_actors
+    assert cfg.gateway.port == 8700 and cfg.sut.lg_code == "131016"
+    assert len(cfg.simulated_actors) == 16 and "resident" in cfg.simulated_actors
     bad = tmp_path / "bad.toml"
     bad.write_text('[gateway]\nprot = 1\n', encoding="utf-8")
     with pytest.raises(HarnessError, match="prot"):

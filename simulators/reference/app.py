@@ -293,7 +293,7 @@ class ReferenceSut:
             res = OpResult(status="refused", code="COUNTER-NO-OP", detail="no operation element")
         else:
             try:
-                res = await run_operation(self.core, op_date, op)
+                res = await run_operation(self.core, op_date, op, h.message_id)
             except HarnessError as e:
                 f = e.findings[0] if e.findings else Finding("COUNTER-INPUT", str(e))
                 res = OpResult(status="refused", code=f.code, detail=f.message)

@@ -119,6 +119,9 @@ class Ctx:
 
     op_date: date
     now: datetime
+    #: the MessageId of the CounterRequest that started the operation: CS-terminal requests carry it as their
+    #: CorrelationId (contract §2), which ties a 4情報 query that names no identifier to its operation
+    cause: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,8 +331,8 @@ class Core:
             return datetime.now(JST).replace(microsecond=0)
         return (self._vt + timedelta(seconds=time.monotonic() - self._vt_mono)).replace(microsecond=0)
 
-    def ctx(self, op_date: date) -> Ctx:
-        return Ctx(op_date=op_date, now=self.now())
+    def ctx(self, op_date: date, cause: str | None = None) -> Ctx:
+        return Ctx(op_date=op_date, now=self.now(), cause=cause)
 
     # --- municipality -------------------------------------------------------------------------------------
     def is_here(self, a: Address | None) -> bool:
@@ -375,13 +378,19 @@ class Core:
             (receiver, to_lg or self.lg),
             sent_at=ctx.now,
             business_date=ctx.op_date,
-            correlation_id=correlation_id,
+            correlation_id=correlation_id or self._cause(ctx, message_type),
         )
         sync = message_type in SYNC_TYPES
         oid = self.outbox.enqueue(h, body, sync=sync)
         for _ in range(defects.transform_outgoing(self.cfg, message_type) - 1):
             self.outbox.enqueue(replace(h, message_id=new_id()), body, sync=sync)
         return oid
+
+    def _cause(self, ctx: Ctx, message_type: str) -> str | None:
+        """A CS-terminal request's CorrelationId: the counter operation that sent it."""
+        if message_type not in TERMINAL_TYPES or defects.on(self.cfg, "terminal-no-correlation"):
+            return None
+        return ctx.cause
 
     # --- the consequences of a change (contract section 3) ------------------------------------------------
     def apply_change(

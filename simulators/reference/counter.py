@@ -49,8 +49,8 @@ from simulators.reference.core import (
     jd,
     koseki_person_el,
     name_text,
-    reason_names,
     need,
+    reason_names,
     status_after_moveout,
     western,
 )
@@ -1217,7 +1217,7 @@ OPERATIONS: dict[str, Operation] = {
 }
 
 
-async def run_operation(core: Core, op_date: date, op: etree._Element) -> OpResult:
+async def run_operation(core: Core, op_date: date, op: etree._Element, cause: str | None = None) -> OpResult:
     """Dispatch one CounterRequest operation; business refusals become ``Result/Status refused``."""
     name = etree.QName(op).localname
     handler = OPERATIONS.get(name)
@@ -1226,6 +1226,6 @@ async def run_operation(core: Core, op_date: date, op: etree._Element) -> OpResu
             status="refused", code="COUNTER-UNKNOWN-OP", detail=f"operation {name} is not implemented"
         )
     try:
-        return await handler(core, core.ctx(op_date), op)
+        return await handler(core, core.ctx(op_date, cause), op)
     except Refusal as r:
         return OpResult(status="refused", code=r.code, detail=r.detail)

@@ -80,6 +80,11 @@ DEFECTS: dict[str, Defect] = dict(
         _d("retry-new-id", "F06", "a resend after 503 carries a new MessageId"),
         _d("retry-no-reason", "F06", "a resend after 503 carries no RetryReason"),
         # F07 照会
+        _d(
+            "terminal-no-correlation",
+            "F07",
+            "a CS-terminal request carries no CorrelationId to its counter operation",
+        ),
         _d("query-not-printed", "F07", "the 照会結果 omits the identities the CS answered"),
         # F08 転出証明書情報 on request
         _d(
