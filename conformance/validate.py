@@ -156,9 +156,12 @@ class Validator:
         return self._check(root, file, arrow, raw, allow_bare_body)
 
     def check_element(self, root: etree._Element, *, file: str | None = None, arrow: int | None = None,
-                      allow_bare_body: bool = False) -> Checked:
-        """Check an already parsed tree (built by a simulator or the codec)."""
-        return self._check(root, file, arrow, None, allow_bare_body)
+                      allow_bare_body: bool = False, raw: bytes | None = None) -> Checked:
+        """Check an already parsed tree (built by a simulator or the codec).
+
+        ``raw``, when given, must be the tree's serialisation (the rules then scan it instead of serialising).
+        """
+        return self._check(root, file, arrow, raw, allow_bare_body)
 
     def explain(self, root: etree._Element) -> list[Finding]:
         """XSD failures in xmlschema's richer words (what was expected where). Slow: never on the hot path."""

@@ -27,6 +27,8 @@ def _parser() -> etree.XMLParser:
 
 
 _PARSER = _parser()
+_DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
+_ENTITY = re.compile(rb"<!ENTITY", re.IGNORECASE)
 _ENCODING = re.compile(rb"\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
 
 
@@ -49,11 +51,19 @@ def _depth_ok(root: etree._Element, limit: int) -> int | None:
     return line if isinstance(line, int) else 0
 
 
+def too_deep(root: etree._Element, limit: int = MAX_DEPTH) -> int | None:
+    """The line (0 when unknown) of the first element nested deeper than ``limit`` under ``root``, or None.
+
+    ``parse`` applies it to what it parses; the gateway applies it to envelopes built in process.
+    """
+    return _depth_ok(root, limit)
+
+
 def parse(data: bytes | str, *, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH) -> etree._Element:
     """Parse ``data`` safely and return the root element, or raise HarnessError with a precise finding."""
     if isinstance(data, str):
         data = data.encode("utf-8")
-    if not data.strip():
+    if not data or data.isspace():
         raise _refuse("XML-EMPTY", "the document is empty")
     if len(data) > max_bytes:
         raise _refuse("XML-SIZE", f"the document is {len(data)} bytes; the limit is {max_bytes} bytes")
@@ -64,10 +74,11 @@ def parse(data: bytes | str, *, max_bytes: int = MAX_BYTES, max_depth: int = MAX
     if decl and decl.group(1).lower() not in (b"utf-8", b"utf8"):
         raise _refuse("XML-ENCODING", f"encoding {decl.group(1).decode('ascii', 'replace')!r} refused: "
                       "only UTF-8 documents are accepted", 1)
-    idx = data.upper().find(b"<!DOCTYPE")
-    if idx >= 0:
+    m = _DOCTYPE.search(data) if b"<!" in data else None  # no copy of the document (was data.upper())
+    if m is not None:
+        idx = m.start()
         line = data[:idx].count(b"\n") + 1
-        kind = "XML-ENTITY" if b"<!ENTITY" in data.upper() else "XML-DTD"
+        kind = "XML-ENTITY" if _ENTITY.search(data) is not None else "XML-DTD"
         what = ("entity declarations (billion laughs, external entities) are never expanded"
                 if kind == "XML-ENTITY" else "document type declarations (DTDs) are not allowed")
         raise _refuse(kind, f"DOCTYPE refused: {what}", line)

@@ -53,10 +53,10 @@ from lxml import etree
 
 from conformance import catalogue as catalogue_mod
 from conformance.catalogue import Catalogue, MessageType
-from conformance.envelope import Header, body_of, build, error_report, header, read_header
+from conformance.envelope import Header, body_of, build, envelope, error_report, header, read_header, serialise
 from conformance.errors import Finding, HarnessError
 from conformance.model import Municipality
-from conformance.xmlsafe import NSMAP, parse, q
+from conformance.xmlsafe import MAX_BYTES, NSMAP, parse, q, too_deep
 from simulators.base import Message, SendResult, Simulator
 from simulators.clock import JUKI_NET_ACTORS, KIOSK_ACTORS, ClockRegistry, OperatingCalendar, OperatingHours
 from simulators.config import HarnessConfig, client_ssl_context
@@ -81,9 +81,27 @@ _IDS_ANY = etree.XPath("|".join(f"//j:{e}/text()" for e in ID_ELEMENTS), namespa
                        smart_strings=False)
 
 
+_ID_TAGS = tuple(q(e) for e in ID_ELEMENTS)
+
+
 def body_ids(root: etree._Element) -> list[str]:
-    """Identifier values in an envelope's body (the tenant attribution keys)."""
-    return cast(list[str], _IDS(root))
+    """Identifier values in an envelope's body (the tenant attribution keys), in document order.
+
+    The same values as the XPath ``_IDS`` (text nodes of the identifier elements under Body), found with
+    one tag-filtered ``iter`` (C) over the Body: an identifier is a simple-typed element, so its text is
+    ``.text``; one with children or comments (never valid, but possible in a refused message) takes the
+    XPath.
+    """
+    if root.tag != _ENVELOPE or len(root) != 2 or root[1].tag != _BODY:
+        return cast(list[str], _IDS(root))
+    out: list[str] = []
+    for el in root[1].iter(_ID_TAGS):
+        if len(el):
+            return cast(list[str], _IDS(root))
+        t = el.text
+        if t:
+            out.append(t)
+    return out
 
 
 #: CounterRequest operation element -> catalogue counter operation.
@@ -102,6 +120,7 @@ _XML = "application/xml; charset=utf-8"
 _MAX_STORED_ANSWER = 64 * 1024
 _HEADER = q("Header")
 _ENVELOPE = q("Envelope")
+_BODY = q("Body")
 _H_MID, _H_CID, _H_TYPE = q("MessageId"), q("CorrelationId"), q("MessageType")
 _H_SENDER, _H_RECEIVER = q("Sender"), q("Receiver")
 
@@ -225,6 +244,7 @@ class _Delivery:
     decision: Decision = CLEAN
     record: bool = True  # False for /direct (benchmark baseline): nothing is traced
     hdr: Mapping[str, str | None] | None = None  # the validator's header dict (valid envelopes only)
+    msg: Message | None = None  # the simulators' view, built once for the sender's apply and the receiver
 
 
 def _finding(code: str, message: str, xpath: str | None = None) -> Finding:
@@ -297,6 +317,7 @@ class Gateway:
         self.replayed = 0
         #: accepted messages per arrow since start (cheap progress counter for benchmarks and health)
         self.accepted: dict[int, int] = {}
+        self._sim_actors: dict[str, frozenset[str]] = {}
 
     def set_sut(self, config: HarnessConfig) -> None:
         """Point deliveries at the SUT of ``config`` (the runtime learns the reference SUT's URL late)."""
@@ -392,9 +413,36 @@ class Gateway:
         now = self.now(tenant)
         h = header(message_type, sender, receiver, sent_at=now, business_date=business_date or now.date(),
                    correlation_id=correlation_id)
-        out = await self.submit(build(h, body), actors=frozenset({sender[0]}), tenant=tenant, origin="sim")
+        actors = self._sim_actors.get(sender[0])
+        if actors is None:
+            actors = self._sim_actors[sender[0]] = frozenset({sender[0]})
+        root = envelope(h, body)
+        data = serialise(root)
+        checked = self._check_built(root, data)
+        if checked is None:  # anything but a clean pass: the bytes take the HTTP path (findings with lines)
+            out = await self.submit(data, actors=actors, tenant=tenant, origin="sim")
+        else:
+            out = await self._process(checked, data, actors, tenant)
         out.message_id = out.message_id or h.message_id
         return out
+
+    def _check_built(self, root: etree._Element, data: bytes) -> Any:
+        """Validate an envelope a simulator built, as built: ``data`` must be its serialisation.
+
+        The tree is what parsing ``data`` would give (same elements, attributes and text), so XSD and rules
+        see the same document without the parse; the hardened parser's limits are checked on it (size,
+        depth; a built tree has no DTD or entity). Returns the ``Checked`` only when it is ok and nothing
+        differs from a parse (no processing instruction or entity node, which the parser would drop or
+        refuse); otherwise None, and the caller submits the bytes, so a refusal reads exactly as it would
+        over HTTP (with line numbers).
+        """
+        check_element = getattr(self.validator, "check_element", None)
+        if check_element is None or len(data) > MAX_BYTES or too_deep(root) is not None:
+            return None
+        if next(root.iter(etree.ProcessingInstruction, etree.Entity), None) is not None:
+            return None
+        checked = check_element(root, raw=data)
+        return checked if checked.ok else None
 
     # ------------------------------------------------------------------------------------ tenancy
 
@@ -518,7 +566,10 @@ class Gateway:
         if actors is None:
             fs = [_finding("GW-AUTH", "missing or unknown credential (Authorization: Bearer <token>)")]
             return await self._refuse(401, fs, data, None, tenant=tenant)
-        checked = self.validator.check(data)
+        return await self._process(self.validator.check(data), data, actors, tenant)
+
+    async def _process(self, checked: Any, data: bytes, actors: frozenset[str], tenant: str | None) -> Outcome:
+        """``submit`` once the document is checked (parsed from ``data``, or built in process as ``data``)."""
         root: etree._Element | None = checked.root
         peek = peek_checked(checked)
         if peek is not None and peek.sender_actor not in actors:
@@ -576,9 +627,13 @@ class Gateway:
         self._remember(rec, tenant, peek, ids)
         hdr = checked.header
         sender_sim = self.sims.get(peek.sender_actor or "")
+        msg: Message | None = None
+        if sender_sim is not None or peek.receiver_actor in self.sims:
+            with contextlib.suppress(Exception):  # _apply logs what a bad header does to a simulator
+                msg = self._message(root, arrow, tenant, data, hdr)
         if sender_sim is not None:
-            self._apply(sender_sim, root, arrow, tenant, data, "out", hdr=hdr)
-        d = _Delivery(data, root, peek, arrow, tenant, mt, rec.seq, decision, hdr=hdr)
+            self._apply(sender_sim, root, arrow, tenant, data, "out", msg, hdr=hdr)
+        d = _Delivery(data, root, peek, arrow, tenant, mt, rec.seq, decision, hdr=hdr, msg=msg)
         if mt.mode == "sync":
             return await self._sync(d)
         if decision.latency_s and receiver not in SUT_ACTORS and receiver not in self.targets:
@@ -743,7 +798,7 @@ class Gateway:
     async def _react(self, d: _Delivery) -> etree._Element | None:
         """apply(in) then react on the receiving simulator; may raise Refusal."""
         sim = self.sims[d.peek.receiver_actor or ""]
-        msg = self._apply(sim, d.root, d.arrow, d.tenant, d.data, "in", hdr=d.hdr)
+        msg = self._apply(sim, d.root, d.arrow, d.tenant, d.data, "in", d.msg, hdr=d.hdr)
         if msg is None:
             return None
         return await sim.react(msg)

@@ -31,14 +31,18 @@ from simulators.registry import (
     txt,
 )
 
+_Keys = tuple[str, int, str, str | None]
 
-def _notice_keys(body: etree._Element) -> tuple[str, int, str, str | None]:
-    jc = txt(body, "Identity/JuminhyoCode") or ""
+
+def _notice_keys(body: etree._Element) -> _Keys:
+    """(住民票コード, Change/Seq, Change/Reason@code, PreviousJuminhyoCode) of a notice."""
+    change = child(body, "Change")
+    jc = txt(child(body, "Identity"), "JuminhyoCode") or ""
     try:
-        seq = int(txt(body, "Change/Seq") or "0")
+        seq = int(txt(change, "Seq") or "0")
     except ValueError:
         seq = 0
-    reason_el = child(body, "Change/Reason")
+    reason_el = child(change, "Reason")
     reason = reason_el.get("code", "") if reason_el is not None else ""
     return jc, seq, reason, txt(body, "PreviousJuminhyoCode")
 
@@ -52,9 +56,9 @@ class PrefSimulator(SimBase):
         return {"persons": {}, "refused": [], "accepted": 0}
 
     # --- the order check (pure) -----------------------------------------------------------------------
-    def _verdict(self, st: dict[str, Any], msg: Message) -> tuple[str, int]:
-        """("applied" | "new" | "refuse", expected Seq)."""
-        jc, seq, reason, prev = _notice_keys(msg.body)
+    def _verdict(self, st: dict[str, Any], msg: Message, keys: _Keys | None = None) -> tuple[str, int]:
+        """("applied" | "new" | "refuse", expected Seq); ``keys``: ``_notice_keys(msg.body)`` if known."""
+        jc, seq, reason, prev = keys or _notice_keys(msg.body)
         persons = st["persons"]
         p = persons.get(jc)
         if p is not None and p["seqs"].get(str(seq)) == msg.header.message_id:
@@ -69,8 +73,8 @@ class PrefSimulator(SimBase):
             return "new", 1
         return "refuse", last + 1
 
-    def _apply_notice(self, st: dict[str, Any], msg: Message) -> None:
-        jc, seq, reason, prev = _notice_keys(msg.body)
+    def _apply_notice(self, st: dict[str, Any], msg: Message, keys: _Keys | None = None) -> None:
+        jc, seq, reason, prev = keys or _notice_keys(msg.body)
         persons = st["persons"]
         p = persons.get(jc)
         if p is None:
@@ -92,10 +96,10 @@ class PrefSimulator(SimBase):
         p["identity"] = to_xml(identity) if identity is not None else None
         p["keys"] = identity_keys(identity) if identity is not None else {}
         p["change"] = to_xml(change) if change is not None else None
+        event = child(change, "EventDate")
         capped(p["history"], {"seq": seq, "reason": reason, "message_id": msg.header.message_id,
-                              "event_date": txt(msg.body, "Change/EventDate/Western")
-                              or txt(msg.body, "Change/EventDate/Uncertain"),
-                              "notified": txt(msg.body, "Change/NotifiedDate")}, 50)
+                              "event_date": txt(event, "Western") or txt(event, "Uncertain"),
+                              "notified": txt(change, "NotifiedDate")}, 50)
         st["accepted"] += 1
 
     # --- Simulator ----------------------------------------------------------------------------------------
@@ -103,22 +107,24 @@ class PrefSimulator(SimBase):
         if direction != "in" or msg.header.message_type != "IdentityNotice":
             return
         st = self.state(msg.tenant)
-        if self._verdict(st, msg)[0] == "new":
-            self._apply_notice(st, msg)
+        keys = _notice_keys(msg.body)
+        if self._verdict(st, msg, keys)[0] == "new":
+            self._apply_notice(st, msg, keys)
 
     async def react(self, msg: Message) -> etree._Element | None:
         if msg.header.message_type != "IdentityNotice":
             raise Refusal("PREF-TYPE", f"the prefectural server does not take {msg.header.message_type}")
         st = self.state(msg.tenant)
-        verdict, expected = self._verdict(st, msg)
-        jc, seq, reason, _ = _notice_keys(msg.body)
+        keys = _notice_keys(msg.body)
+        verdict, expected = self._verdict(st, msg, keys)
+        jc, seq, reason, _ = keys
         if verdict == "refuse":
             st["refused"].append({"message_id": msg.header.message_id, "juminhyo_code": jc, "seq": seq,
                                   "expected": expected, "reason": reason})
             raise Refusal("PREF-ORDER", f"本人確認情報通知 for 住民票コード {jc}: Change/Seq {seq} "
                                         f"breaks the order of changes (expected {expected})")
         if verdict == "new":
-            self._apply_notice(st, msg)
+            self._apply_notice(st, msg, keys)
         self.register(msg.tenant, jc, txt(msg.body, "Identity/MyNumber"))
         return None
 

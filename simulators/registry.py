@@ -31,6 +31,7 @@ import unicodedata
 import weakref
 from collections.abc import Callable
 from datetime import date, datetime
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
 import jaconv
@@ -126,8 +127,13 @@ def sibling(port: GatewayPort, actor: str) -> Simulator | None:
 def lg_of(port: GatewayPort, actor: str) -> str:
     """The lgCode an upper-tier or municipal-side actor uses in Sender/Receiver (peers use their own)."""
     if actor == "pref":
-        return make_lg_code(port.sut_lg[:2] + "000")
+        return _prefecture_lg(port.sut_lg[:2])
     return port.sut_lg
+
+
+@cache
+def _prefecture_lg(prefecture: str) -> str:
+    return make_lg_code(prefecture + "000")
 
 
 class SimBase(Simulator):
@@ -179,13 +185,30 @@ class SimBase(Simulator):
 
 
 # --- XML helpers --------------------------------------------------------------------------------------------
+_PATHS: dict[str, tuple[str, ...]] = {}  # '/'-separated local names -> Clark names (paths are code literals)
+
+
 def child(el: etree._Element | None, path: str) -> etree._Element | None:
-    """The element at a '/'-separated path of local names, or None."""
+    """The element at a '/'-separated path of local names, or None.
+
+    The first child with each name, as ``find`` gives it; a loop over the children is about three times
+    cheaper than lxml's ``find`` (an ElementPath evaluation) for the few children a message element has.
+    """
+    tags = _PATHS.get(path)
+    if tags is None:
+        if len(_PATHS) >= 4096:
+            _PATHS.clear()
+        tags = _PATHS[path] = tuple(q(part) for part in path.split("/"))
     cur = el
-    for part in path.split("/"):
+    for tag in tags:
         if cur is None:
             return None
-        cur = cur.find(q(part))
+        for c in cur:
+            if c.tag == tag:
+                cur = c
+                break
+        else:
+            return None
     return cur
 
 
@@ -287,6 +310,11 @@ def kana_key(s: str | None) -> str:
     """Kana compared the way a search terminal does: NFKC, katakana, no spaces."""
     if not s:
         return ""
+    return _kana_key(s)
+
+
+@lru_cache(maxsize=8192)
+def _kana_key(s: str) -> str:
     n = unicodedata.normalize("NFKC", s)
     n = jaconv.hira2kata(n)
     return "".join(ch for ch in n if not ch.isspace())

@@ -55,6 +55,8 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
+from json.encoder import encode_basestring as _encode_basestring
+from operator import attrgetter
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self, get_args
@@ -128,6 +130,58 @@ def _hash(values: Mapping[str, Any]) -> str:
     return hashlib.sha256(values["prev_hash"].encode("ascii") + _canonical(values)).hexdigest()
 
 
+_jstr = _encode_basestring  # the function json.dumps(ensure_ascii=False) uses for str (C when available)
+_EMPTY_FINDINGS = "[]"
+
+
+def _s(v: Any) -> str:
+    """One JSON string or null, exactly as ``json.dumps`` writes it (non-str values take the slow path)."""
+    if v is None:
+        return "null"
+    if type(v) is not str:
+        raise _NotFast
+    return _jstr(v)
+
+
+class _NotFast(Exception):
+    """A value the fast canonical form does not handle (the generic json.dumps path does)."""
+
+
+def _chain_text(seq: int, recorded_at: str, virtual_time: str | None, tenant: str | None, arrow: int | None,
+                kind: str, sender_actor: str | None, sender_lg: str | None, receiver_actor: str | None,
+                receiver_lg: str | None, message_type: str | None, message_id: str | None,
+                correlation_id: str | None, verdict: str, findings: list[dict[str, Any]], payload: bytes,
+                payload_sha256: str, note: str | None, prev_hash: str) -> bytes:
+    """``prev_hash + canonical_json(record)`` as UTF-8: what the record's hash covers.
+
+    Byte for byte what ``_canonical`` produces (keys in sorted order, the same string encoder), written
+    field by field instead of through a dict and the generic encoder: this runs once per record.
+    """
+    try:
+        if type(seq) is not int or (arrow is not None and type(arrow) is not int):
+            raise _NotFast
+        text = "".join((
+            prev_hash, '{"arrow":', "null" if arrow is None else str(arrow),
+            ',"correlation_id":', _s(correlation_id),
+            ',"findings":', _json_text(findings) if findings else _EMPTY_FINDINGS,
+            ',"kind":', _s(kind), ',"message_id":', _s(message_id), ',"message_type":', _s(message_type),
+            ',"note":', _s(note), ',"payload":"', base64.b64encode(payload).decode("ascii"),
+            '","payload_sha256":', _s(payload_sha256), ',"prev_hash":', _s(prev_hash),
+            ',"receiver_actor":', _s(receiver_actor), ',"receiver_lg":', _s(receiver_lg),
+            ',"recorded_at":', _s(recorded_at), ',"sender_actor":', _s(sender_actor),
+            ',"sender_lg":', _s(sender_lg), ',"seq":', str(seq), ',"tenant":', _s(tenant),
+            ',"verdict":', _s(verdict), ',"virtual_time":', _s(virtual_time), "}"))
+    except _NotFast:
+        values = {"seq": seq, "recorded_at": recorded_at, "virtual_time": virtual_time, "tenant": tenant,
+                  "arrow": arrow, "kind": kind, "sender_actor": sender_actor, "sender_lg": sender_lg,
+                  "receiver_actor": receiver_actor, "receiver_lg": receiver_lg, "message_type": message_type,
+                  "message_id": message_id, "correlation_id": correlation_id, "verdict": verdict,
+                  "findings": findings, "payload": payload, "payload_sha256": payload_sha256, "note": note,
+                  "prev_hash": prev_hash}
+        return prev_hash.encode("ascii") + _canonical(values)
+    return text.encode("utf-8")
+
+
 def verify_records(records: Iterable[TraceRecord]) -> VerifyResult:
     """Recompute the chain over ``records`` (seq order): seq 1..n, prev_hash links, payload hash, hash."""
     prev = GENESIS
@@ -169,8 +223,14 @@ def _json_text(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
+_FINDINGS_AT = _FIELDS.index("findings")
+_ROW = attrgetter(*_FIELDS)
+
+
 def _to_row(rec: TraceRecord) -> tuple[Any, ...]:
-    return tuple(_json_text(rec.findings) if n == "findings" else getattr(rec, n) for n in _FIELDS)
+    row: tuple[Any, ...] = _ROW(rec)
+    f = row[_FINDINGS_AT]
+    return (*row[:_FINDINGS_AT], _json_text(f) if f else _EMPTY_FINDINGS, *row[_FINDINGS_AT + 1:])
 
 
 def _from_row(row: Sequence[Any]) -> TraceRecord:
@@ -372,7 +432,10 @@ class TraceStore:
                correlation_id: str | None = None, findings: Iterable[Finding | Mapping[str, Any]] = (),
                note: str | None = None, virtual_time: datetime | str | None = None,
                ) -> asyncio.Future[TraceRecord]:
-        """Fix the record's seq and hash now; the returned future resolves once it is committed."""
+        """Fix the record's seq and hash now; the returned future resolves once it is committed.
+
+        The caller must not change ``payload`` (a bytearray or memoryview is copied; bytes are kept as is).
+        """
         if self._failure is not None:
             raise self._failure
         if not self._open or self._closing:
@@ -387,20 +450,21 @@ class TraceStore:
             if virtual_time.tzinfo is None:
                 raise fail("GW-TRACE-FIELD", "virtual_time must be timezone-aware")
             virtual_time = virtual_time.isoformat()
-        data = bytes(payload)
-        values: dict[str, Any] = {
-            "seq": self._next_seq, "recorded_at": datetime.now(UTC).isoformat(timespec="microseconds"),
-            "virtual_time": virtual_time, "tenant": tenant, "arrow": None if arrow is None else int(arrow),
-            "kind": kind, "sender_actor": sender_actor, "sender_lg": sender_lg,
-            "receiver_actor": receiver_actor, "receiver_lg": receiver_lg, "message_type": message_type,
-            "message_id": message_id, "correlation_id": correlation_id, "verdict": verdict,
-            "findings": [_finding_dict(f) for f in findings], "payload": data,
-            "payload_sha256": hashlib.sha256(data).hexdigest(), "note": note, "prev_hash": self._last_hash,
-        }
-        values["hash"] = _hash(values)
-        rec = TraceRecord(**values)
-        self._next_seq += 1
-        self._last_hash = rec.hash
+        data = payload if type(payload) is bytes else bytes(payload)
+        seq, prev = self._next_seq, self._last_hash
+        recorded_at = datetime.now(UTC).isoformat(timespec="microseconds")
+        arrow_ = None if arrow is None else int(arrow)
+        found = [_finding_dict(f) for f in findings] if findings else []
+        digest = hashlib.sha256(data).hexdigest()
+        h = hashlib.sha256(_chain_text(
+            seq, recorded_at, virtual_time, tenant, arrow_, kind, sender_actor, sender_lg, receiver_actor,
+            receiver_lg, message_type, message_id, correlation_id, verdict, found, data, digest, note,
+            prev)).hexdigest()
+        rec = TraceRecord(seq, recorded_at, virtual_time, tenant, arrow_, kind, sender_actor, sender_lg,
+                          receiver_actor, receiver_lg, message_type, message_id, correlation_id, verdict, found,
+                          data, digest, note, prev, h)
+        self._next_seq = seq + 1
+        self._last_hash = h
         fut: asyncio.Future[TraceRecord] = asyncio.get_running_loop().create_future()
         self._pending.append((rec, fut))
         assert self._wake is not None

@@ -6,6 +6,7 @@ still recorded (the messages on 9 are accepted before delivery is tried).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -98,3 +99,44 @@ async def test_numbers_survive_a_restart_of_the_gateway(gw: Gateway, store: Trac
     async with Gateway(config(), store) as again:  # type: ignore[arg-type]
         assert set(again.sims["national"].snapshot(t)["issued"]) == issued
         assert person.juminhyo_code in again.sims["national"].snapshot(t)["identities"]
+
+
+async def test_a_built_envelope_is_validated_as_built_and_recorded_as_serialised(
+        gw: Gateway, store: TraceStore, person: Resident) -> None:
+    """In-process sends skip the re-parse: the record holds the exact bytes, and a re-parse agrees."""
+    from conformance.validate import Validator
+    from conformance.xmlsafe import parse
+
+    t = gw.create_tenant("built", peers=0).id
+    gw.register(t, person.juminhyo_code)
+    ok = await gw.send(sender=JUKI, receiver=CS, message_type="IdentityNotice",
+                       body=identity_notice(person, 1), tenant=t)
+    assert ok.status == 202
+    relayed = await store.wait_for(timeout=3, arrow=5, message_type="IdentityNotice", kind="message")
+    first = store.query(message_id=ok.message_id)[0]
+    for rec in (first, relayed):
+        assert rec.verdict == "accepted" and rec.tenant == t
+        checked = Validator().check(rec.payload)  # what the HTTP path would have said of the same bytes
+        assert checked.ok, checked.findings
+        assert rec.payload.startswith(b"<?xml version='1.0' encoding='UTF-8'?>")
+        assert parse(rec.payload).findtext("{urn:juki-harness:1}Header/{urn:juki-harness:1}MessageId") \
+            == rec.message_id
+    for _ in range(300):  # the relay is delivered to pref after its record commits
+        if gw.sims["pref"].snapshot(t)["accepted"] == 1:
+            break
+        await asyncio.sleep(0.01)
+    assert gw.sims["pref"].snapshot(t)["accepted"] == 1
+    assert (await store.verify()).ok
+
+
+async def test_a_built_envelope_that_fails_is_refused_as_over_http(gw: Gateway, store: TraceStore,
+                                                                   person: Resident) -> None:
+    """A refusal of an in-process send reads as it would over HTTP: findings with their lines."""
+    t = gw.create_tenant("bad", peers=0).id
+    body = identity_notice(replace(person, my_number="123456789012"), 1)  # wrong check digit
+    out = await gw.send_outcome(sender=JUKI, receiver=CS, message_type="IdentityNotice", body=body, tenant=t)
+    assert out.status == 400
+    assert "ID-MYNUMBER" in [f.code for f in out.findings]
+    assert all(f.line for f in out.findings if f.code == "ID-MYNUMBER")
+    refused = store.query(kind="refused")[-1]
+    assert refused.message_id == out.message_id

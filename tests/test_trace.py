@@ -432,3 +432,28 @@ async def test_second_writer_on_the_same_file_fails_loudly(db: Path) -> None:
             await b.append(**msg(3))  # the failed store stays failed
         assert (await a.append(**msg(4))).seq == 2
     assert verify_records(read_records(db)).ok
+
+
+def test_the_fast_hash_input_is_the_canonical_form_byte_for_byte() -> None:
+    """The per-record encoder writes exactly ``prev_hash + canonical_json`` (what verify recomputes)."""
+    import random
+
+    from simulators.trace import _FIELDS, _canonical, _chain_text
+
+    rnd = random.Random(7)
+    alphabet = "aZ09 -_:/\\\"\n\t\x00\x1f\x7f住民票\u2028\ufeff\U0001f600é"
+
+    def s() -> str | None:
+        return None if rnd.random() < 0.2 else "".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 9)))
+
+    names = [n for n in _FIELDS if n != "hash"]
+    for i in range(2000):
+        v: dict[str, Any] = {n: s() for n in names}
+        payload = rnd.randbytes(rnd.randint(0, 64))
+        v.update(seq=rnd.randint(1, 10**12), arrow=rnd.choice([None, 0, 8, 35]), kind="message",
+                 verdict="accepted", recorded_at="2026-03-30T01:00:00.000001+00:00", payload=payload,
+                 payload_sha256=hashlib.sha256(payload).hexdigest(), prev_hash=hashlib.sha256(b"%d" % i).hexdigest(),
+                 findings=rnd.choice([[], [{"code": "X-1", "message": s() or "", "xpath": s(), "line": 3}]]))
+        if i % 97 == 0:
+            v["tenant"] = 12  # not a str: the generic encoder
+        assert _chain_text(*(v[n] for n in names)) == v["prev_hash"].encode("ascii") + _canonical(v)
