@@ -1,6 +1,6 @@
 """`juki-harness bench suite`: how long the whole suite takes against the reference SUT, as a user runs it.
 
-Why a subprocess per run: the figure the issue names is what `juki-harness certify --sut reference` costs a
+Why a subprocess per run: the figure that matters is what `juki-harness certify --sut reference` costs a
 user — interpreter start, harness and reference SUT start, every scenario, reports — not an in-process loop.
 Prints one JSON object: the median wall time and certify's own duration over ``runs``, every run, and the
 slowest scenarios by their median duration.

@@ -18,7 +18,7 @@ import pytest
 from conformance.scenario import load_suite
 from conformance.selftest import load_defects
 
-#: The kinds of defect the judge must be shown to catch (issue: "missing message, wrong arrow, wrong order,
+#: The kinds of defect the judge must be shown to catch ("missing message, wrong arrow, wrong order,
 #: wrong value, 個人番号 leaked, duplicate without retry reason, no retry after downtime, accepting a malformed
 #: inbound message, a document missing a required item").
 REQUIRED_KINDS = {"missing-message", "wrong-arrow", "wrong-order", "wrong-value", "data-class-leak",
