@@ -259,6 +259,7 @@ def doc_member(
     state: bool = False,
     card: bool = False,
     since: bool = True,
+    previous: bool = True,
     foreign: bool = True,
 ) -> etree._Element:
     """DocMemberType in its exact order; optional items only when the caller asks."""
@@ -279,7 +280,7 @@ def doc_member(
         jdate_el("ResidentSince", r.resident_since, m)
     if since and r.address_since is not None:
         jdate_el("AddressSince", r.address_since, m)
-    if since and r.previous_address is not None:
+    if since and previous and r.previous_address is not None:
         address_el("PreviousAddress", r.previous_address, m)
     if honseki and r.honseki is not None:
         honseki_el("Honseki", r.honseki, m)

@@ -43,6 +43,7 @@ from simulators.reference.core import (
     change_el,
     child,
     date_text,
+    doc_member,
     el_text,
     fill,
     jd,
@@ -461,28 +462,11 @@ def on_wide_area(core: Core, h: Header, body: etree._Element) -> None:
         members = [p]
         if el_text(body, "Scope") == "世帯全員":
             members = [m for m in core.store.household(p.r.household_no) if m.status != DELETED]
+        leak = defects.on(core.cfg, "wide-area-leaks-honseki")
         for m in members:
-            r = m.r
-            me = J.Member()
-            if want_code:
-                me.append(J.JuminhyoCode(r.juminhyo_code))
-            if want_mn and r.my_number:
-                me.append(J.MyNumber(r.my_number))
-            name_el("Name", r.name, me)
-            jdate_el("BirthDate", r.birth_date, me)
-            me.append(J.Sex(r.sex))
-            if rel:
-                household_el("Household", r.household, r.relationship, me)
-            address_el("Address", r.address, me)
-            if r.resident_since is not None:
-                jdate_el("ResidentSince", r.resident_since, me)
-            if r.address_since is not None:
-                jdate_el("AddressSince", r.address_since, me)
-            if r.honseki is not None and defects.on(core.cfg, "wide-area-leaks-honseki"):
-                honseki_el("Honseki", r.honseki, me)
-            if r.foreign is not None:
-                foreign_el("Foreign", r.foreign, me)
-            out.append(me)
+            # the wide-area set: never 本籍・筆頭者 (the defect leaks it), no 前住所
+            out.append(doc_member(m, my_number=want_mn, jcode=want_code, household=rel, honseki=leak,
+                                  previous=False))
     core.emit(_ctx(core, h), "WideAreaCopyInfo", out, to_lg=issuing, correlation_id=h.message_id)
 
 
