@@ -126,6 +126,45 @@ def _need_identity(cp: CounterPerson, code: str) -> tuple[Name, JDate, str]:
     return cp.name, cp.birth, cp.sex
 
 
+def _record_new(
+    core: Core,
+    ctx: Ctx,
+    cp: CounterPerson,
+    *,
+    code: str,
+    my_number: str | None,
+    identity: tuple[Name, JDate, str],
+    household: tuple[str, str, str],
+    addr: Address,
+    event: JDate,
+    reason: str,
+    late: bool = False,
+) -> Person:
+    """記載 of one person from the counter: the record, the 届出期間経過 note if late, the consequences."""
+    name, birth, sex = identity
+    hh_no, head_name, rel = household
+    r = Resident(
+        juminhyo_code=code,
+        my_number=my_number,
+        name=name,
+        birth_date=birth,
+        sex=sex,
+        household_no=hh_no,
+        head_name=head_name,
+        relationship=rel,
+        address=addr,
+        resident_since=event,
+        address_since=event,
+        honseki=cp.honseki,
+        foreign=cp.foreign,
+        card_no=cp.card_no,
+    )
+    p = core.new_person(r)
+    if late:
+        p = replace(p, notes=(*p.notes, "届出期間経過"))
+    return core.apply_change(ctx, None, p, reason, event, notified=ctx.op_date)
+
+
 def receipt(
     core: Core,
     ctx: Ctx,
@@ -228,26 +267,10 @@ async def _move_in(
             name, birth, sex = _need_identity(cp, "MOVE-PERSON")
             rel = cp.relationship or ("世帯主" if head is None and i == 0 else "同居人")
             assert cp.jcode is not None
-            r = Resident(
-                juminhyo_code=cp.jcode,
-                my_number=cp.my_number,
-                name=name,
-                birth_date=birth,
-                sex=sex,
-                household_no=hh_no,
-                head_name=head_name,
-                relationship=rel,
-                address=addr,
-                resident_since=event,
-                address_since=event,
-                honseki=cp.honseki,
-                foreign=cp.foreign,
-                card_no=cp.card_no,
-            )
-            p = core.new_person(r)
-            if late:
-                p = replace(p, notes=(*p.notes, "届出期間経過"))
-            recorded.append(core.apply_change(ctx, None, p, reason, event, notified=ctx.op_date))
+            recorded.append(_record_new(
+                core, ctx, cp, code=cp.jcode, my_number=cp.my_number, identity=(name, birth, sex),
+                household=(hh_no, head_name, rel), addr=addr, event=event, reason=reason, late=late,
+            ))
         if not defects.skip(core.cfg, "skip-movein-notice"):
             core.emit(
                 ctx,
@@ -339,26 +362,11 @@ async def _new_persons(
             code = cp.jcode if returning and cp.jcode else core.new_juminhyo_code(chosen)
             chosen.append(code)
             reason = "A03" if kind == "出生" else ("A06" if cp.foreign is not None else "A02")
-            r = Resident(
-                juminhyo_code=code,
-                my_number=cp.my_number if returning else None,
-                name=cp.name,
-                birth_date=birth,
-                sex=cp.sex,
-                household_no=hh_no,
-                head_name=head_name,
-                relationship=rel,
-                address=addr,
-                resident_since=event,
-                address_since=event,
-                honseki=cp.honseki,
-                foreign=cp.foreign,
-                card_no=cp.card_no,
+            p = _record_new(
+                core, ctx, cp, code=code, my_number=cp.my_number if returning else None,
+                identity=(cp.name, birth, cp.sex), household=(hh_no, head_name, rel), addr=addr, event=event,
+                reason=reason, late=late,
             )
-            p = core.new_person(r)
-            if late:
-                p = replace(p, notes=(*p.notes, "届出期間経過"))
-            p = core.apply_change(ctx, None, p, reason, event, notified=ctx.op_date)
             recorded.append(p)
             if p.r.my_number is None and not defects.skip(core.cfg, "designate-no-number-request"):
                 requests.append(start_number_request(core, ctx, p, "新規指定"))
@@ -542,23 +550,11 @@ async def official_correction(core: Core, ctx: Ctx, op: etree._Element) -> OpRes
                 head=None, relationship=rel, self_name=name, address=addr, join_at_address=True
             )
             code = cp.jcode or core.new_juminhyo_code()
-            r = Resident(
-                juminhyo_code=code,
-                my_number=cp.my_number if cp.jcode else None,
-                name=name,
-                birth_date=birth,
-                sex=sex,
-                household_no=hh_no,
-                head_name=head_name,
-                relationship=rel,
-                address=addr,
-                resident_since=event,
-                address_since=event,
-                honseki=cp.honseki,
-                foreign=cp.foreign,
-                card_no=cp.card_no,
+            p = _record_new(
+                core, ctx, cp, code=code, my_number=cp.my_number if cp.jcode else None,
+                identity=(name, birth, sex), household=(hh_no, head_name, rel), addr=addr, event=event,
+                reason="A04",
             )
-            p = core.apply_change(ctx, None, core.new_person(r), "A04", event, notified=ctx.op_date)
             if p.r.my_number is None and not defects.skip(core.cfg, "designate-no-number-request"):
                 request.append(start_number_request(core, ctx, p, "新規指定"))
         answered = await wait_requests(core, request) if request else True
