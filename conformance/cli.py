@@ -19,6 +19,8 @@ SUBCOMMAND_MODULES = (
     "conformance.certify",
     "conformance.selftest",
     "reports.cli",
+    "load.cli",
+    "simulators.tls",
 )
 
 
