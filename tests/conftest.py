@@ -24,6 +24,20 @@ from conformance.xmlsafe import parse
 from simulators.config import DeliveryConfig, HarnessConfig, load_config
 from simulators.runtime import Runtime
 
+#: Test modules that run whole-suite, subprocess or browser end-to-end runs: marked ``slow`` as a whole, so
+#: ``make test-fast`` (``-m "not slow"``) is the inner loop and ``make test`` (CI) still runs them. A new slow
+#: test elsewhere carries ``@pytest.mark.slow`` itself.
+SLOW_MODULES = frozenset({
+    "test_selftest.py", "test_full_run.py", "test_engine_plugin.py", "test_report_browser.py",
+})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 SUT_TOKEN = "sut-secret"
 CONTROL_TOKEN = "control-secret"
 GATEWAY_TOKEN = "gateway-secret"
