@@ -457,3 +457,267 @@ def test_the_fast_hash_input_is_the_canonical_form_byte_for_byte() -> None:
         if i % 97 == 0:
             v["tenant"] = 12  # not a str: the generic encoder
         assert _chain_text(*(v[n] for n in names)) == v["prev_hash"].encode("ascii") + _canonical(v)
+
+
+# ------------------------------------------------------------------------- bounded memory, file format 2
+
+BIG = ("<Envelope xmlns='urn:juki-harness:1'><Header><MessageId>{i}</MessageId></Header><Body>"
+       + "<Address><Prefecture>東京都</Prefecture><City>千代田区</City></Address>" * 20
+       + "</Body></Envelope>")
+
+
+def big(i: int) -> bytes:
+    return BIG.format(i=i).encode("utf-8")
+
+
+def count_records_alive() -> int:
+    import gc
+
+    gc.collect()
+    return sum(1 for o in gc.get_objects() if type(o) is TraceRecord)
+
+
+async def test_memory_holds_only_the_cache_however_many_records(tmp_path: Path) -> None:
+    before = count_records_alive()
+    async with TraceStore(tmp_path / "t.sqlite", cache_records=50) as s:
+        for i in range(600):
+            await s.append(**msg(i, tenant=f"t{i % 4}", payload=big(i)))
+        held_600 = count_records_alive() - before
+        for i in range(600, 1200):
+            await s.append(**msg(i, tenant=f"t{i % 4}", payload=big(i)))
+        held_1200 = count_records_alive() - before
+        assert held_600 <= 50 and held_1200 <= 50  # bounded by the cache, not by the records held
+        assert len(s) == 1200 and s.last_seq == 1200
+        # ... and every record is still readable, from SQLite, exact and in seq order
+        t1 = s.query(tenant="t1")
+        assert [r.seq for r in t1] == list(range(2, 1201, 4))
+        assert t1[0].payload == big(1) and t1[0].message_id == "m1"
+        assert [r.seq for r in s.query(since_seq=1100, tenant="t3", limit=3)] == [1104, 1108, 1112]
+        assert s.query(message_id="m7")[0].payload == big(7)
+        assert (await s.wait_for(lambda r: r.message_id == "m3", timeout=1)).seq == 4  # outside the cache
+        assert (await s.verify()) == (await s.verify()).__class__(True, 1200)
+
+
+async def test_subscribe_reads_history_beyond_the_cache_then_follows(tmp_path: Path) -> None:
+    async with TraceStore(tmp_path / "t.sqlite", cache_records=8) as s:
+        await fill(s, 40)
+        seen: list[int] = []
+
+        async def follow() -> None:
+            async for rec in s.subscribe(since_seq=3, tenant="t1"):
+                seen.append(rec.seq)
+                if rec.seq == 42:
+                    return
+
+        task = asyncio.create_task(follow())
+        await asyncio.sleep(0.01)
+        await s.append(**msg(40, tenant="x"))
+        await s.append(**msg(41))
+        await asyncio.wait_for(task, 2)
+        assert seen == [*range(4, 41), 42]
+
+
+async def test_rows_are_compressed_but_hash_the_raw_payload(store: TraceStore, db: Path) -> None:
+    rec = await store.append(**msg(1, payload=big(1)))
+    small = await store.append(**msg(2))
+    conn = sqlite3.connect(db)
+    rows = dict(conn.execute("SELECT seq, length(payload) FROM trace").fetchall())
+    codecs = dict(conn.execute("SELECT seq, pz FROM trace").fetchall())
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    conn.close()
+    assert codecs == {1: 2, 2: 0}  # compressed (zlib + the file's dictionary) where it pays, else raw
+    assert rows[1] < len(big(1)) // 3
+    assert rec.payload_sha256 == hashlib.sha256(big(1)).hexdigest()
+    assert read_records(db) == [rec, small]
+    assert verify_records(read_records(db)).ok
+
+
+async def test_a_corrupt_compressed_payload_is_reported_not_a_crash(store: TraceStore, db: Path) -> None:
+    await store.append(**msg(1, payload=big(1)))
+    await store.append(**msg(2, payload=big(2)))
+    flip_payload_byte(db, 2)  # inside the zlib stream
+    result = await store.verify()
+    assert (result.ok, result.first_bad_seq, result.reason) == (
+        False, 2, "payload_sha256 does not match the payload")
+
+
+async def test_query_shows_only_committed_records(store: TraceStore) -> None:
+    await fill(store, 2)
+    fut = store.submit(**msg(3))
+    assert store.last_seq == 2 and [r.seq for r in store.query()] == [1, 2]  # seq 3 fixed, not yet durable
+    assert (await fut).seq == 3
+    assert [r.seq for r in store.query()] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("on_disk", [True, False])
+async def test_query_and_verify_after_close(db: Path, on_disk: bool) -> None:
+    s = TraceStore(db if on_disk else None, cache_records=1)
+    async with s:
+        recs = await fill(s, 5)
+    assert s.query(correlation_id="c1") == [recs[1], recs[4]]
+    assert s.query(since_seq=3) == recs[3:]
+    assert await s.verify() == (await s.verify()).__class__(True, 5)
+
+
+V1_CREATE = """CREATE TABLE trace (
+    seq INTEGER PRIMARY KEY, recorded_at TEXT NOT NULL, virtual_time TEXT, tenant TEXT, arrow INTEGER,
+    kind TEXT NOT NULL, sender_actor TEXT, sender_lg TEXT, receiver_actor TEXT, receiver_lg TEXT,
+    message_type TEXT, message_id TEXT, correlation_id TEXT, verdict TEXT NOT NULL, findings TEXT NOT NULL,
+    payload BLOB NOT NULL, payload_sha256 TEXT NOT NULL, note TEXT, prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL)"""
+
+
+async def write_v1_file(path: Path, n: int) -> list[TraceRecord]:
+    """A trace file as version 1 wrote it (raw payloads, no codec column, user_version 1)."""
+    async with TraceStore(None) as s:
+        recs = [await s.append(**msg(i, payload=big(i) if i % 2 else msg(i)["payload"],
+                                     findings=[{"code": "XSD-001", "message": "x"}] if i == 2 else []))
+                for i in range(n)]
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(V1_CREATE)
+        conn.executemany(f"INSERT INTO trace VALUES ({', '.join('?' * 20)})", [
+            tuple(json.dumps(getattr(r, f), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+                  if f == "findings" else getattr(r, f) for f in TraceRecord.__dataclass_fields__)
+            for r in recs])
+        conn.execute("PRAGMA user_version=1")
+    conn.close()
+    return recs
+
+
+async def test_a_version_1_file_is_migrated_on_open(db: Path) -> None:
+    old = await write_v1_file(db, 6)
+    assert read_records(db) == old  # readable offline before migration
+    async with TraceStore(db) as s:
+        assert (s.last_seq, s.last_hash) == (6, old[-1].hash)
+        assert s.query(message_id="m2") == [old[2]]
+        nxt = await s.append(**msg(6, payload=big(6)))
+        assert (nxt.seq, nxt.prev_hash) == (7, old[-1].hash)
+        assert await s.verify() == (await s.verify()).__class__(True, 7)
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")} >= {
+        "trace_tenant", "trace_message_id", "trace_correlation_id"}
+    assert conn.execute("SELECT pz FROM trace WHERE seq IN (2, 7) ORDER BY seq").fetchall() == [(0,), (2,)]
+    conn.close()
+    assert read_records(db)[:6] == old  # the old records, hashes and all, unchanged
+
+
+@pytest.mark.parametrize("setup", [
+    "PRAGMA user_version=99",
+    "CREATE TABLE trace (seq INTEGER PRIMARY KEY, something TEXT)",
+], ids=["newer-format", "foreign-table"])
+async def test_a_file_that_cannot_be_migrated_is_refused_clearly(db: Path, setup: str) -> None:
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute(setup)
+    conn.close()
+    with pytest.raises(HarnessError) as err:
+        await TraceStore(db).open()
+    assert err.value.findings[0].code == "GW-TRACE-FILE"
+    assert str(db) in err.value.findings[0].message
+    with pytest.raises(HarnessError) as err2:
+        read_records(db)
+    assert err2.value.findings[0].code == "GW-TRACE-FILE"
+
+
+async def test_http_list_answers_without_trailing_slash(client: TestClient[Any, Any], store: TraceStore) -> None:
+    await fill(store, 2)
+    for path in ("/trace", "/trace/"):
+        resp = await client.get(path, params={"since": "1"})
+        assert resp.status == 200, path
+        assert [r["seq"] for r in (await resp.json())["records"]] == [2]
+
+
+async def stream_server(store: TraceStore) -> tuple[web.AppRunner, web.Application, str]:
+    root = web.Application()
+    tapp = trace_app(store)
+    root.add_subapp("/trace", tapp)
+    runner = web.AppRunner(root, shutdown_timeout=30)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    return runner, tapp, f"http://127.0.0.1:{port}/trace/stream"
+
+
+@pytest.mark.parametrize("client_leaves", [True, False])
+async def test_stream_does_not_hold_up_shutdown(store: TraceStore, client_leaves: bool) -> None:
+    import aiohttp
+
+    from simulators.trace_http import ACTIVE_STREAMS
+
+    await fill(store, 1)
+    runner, app, url = await stream_server(store)
+    async with aiohttp.ClientSession() as http:
+        resp = await http.get(url)
+        assert json.loads(await resp.content.readline())["seq"] == 1
+        assert len(app[ACTIVE_STREAMS]) == 1
+        if client_leaves:
+            resp.close()
+            deadline = time.monotonic() + 3
+            while app[ACTIVE_STREAMS] and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert not app[ACTIVE_STREAMS]  # the handler ended though no record arrived
+        started = time.monotonic()
+        await asyncio.wait_for(runner.cleanup(), 10)
+        assert time.monotonic() - started < 3  # not the 30 s shutdown timeout
+        resp.close()
+
+
+async def test_bench_reports_bounded_memory_and_small_rows(tmp_path: Path) -> None:
+    from simulators.trace_bench import run
+
+    r = await run(3000, concurrency=50, tenants=5, path=tmp_path / "b.sqlite", seconds=8, cache_records=256)
+    assert r.records == 3000 and r.appends_per_s > 0
+    assert r.records_in_memory <= 256
+    assert 0 < r.bytes_per_record <= 2048
+    assert r.query_tenant_p50_ms > 0
+
+
+@pytest.mark.slow
+async def test_serve_stops_on_sigterm_after_a_stream_client_left(tmp_path: Path) -> None:
+    """Issue 14: `serve` must still stop on SIGTERM after a /trace/stream follower went away."""
+    import aiohttp
+    from conftest import CONTROL_TOKEN
+
+    err = (tmp_path / "serve.log").open("wb")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "conformance.cli", "serve", "--port", "0", "--data-dir", str(tmp_path / "var"),
+        "--json", cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=err,
+        env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+        assert line, (tmp_path / "serve.log").read_text(errors="replace")
+        base = json.loads(line)["trace"].rstrip("/")
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {CONTROL_TOKEN}"}) as http:
+            async with http.get(base) as r:  # no trailing slash
+                assert r.status == 200
+                last = (await r.json())["last_seq"]
+            resp = await http.get(f"{base}/stream", params={"since": str(last)})
+            assert resp.status == 200
+            await asyncio.sleep(0.2)
+            resp.close()  # the follower leaves; no record arrives after
+        await asyncio.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 8) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        err.close()
+
+
+async def test_a_file_decodes_with_its_own_dictionary(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The preset dictionary is stored in the file: a later harness with another dictionary still reads it."""
+    from simulators import tracedb
+
+    async with TraceStore(db) as s:
+        recs = [await s.append(**msg(i, payload=big(i))) for i in range(3)]
+    monkeypatch.setattr(tracedb, "PRESET_DICT", b"<Other>another dictionary</Other>" * 8)
+    assert read_records(db) == recs
+    async with TraceStore(db) as s:
+        assert s.query(message_id="m1") == [recs[1]]
+        assert (await s.verify()).ok
