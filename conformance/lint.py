@@ -2,7 +2,8 @@
 
 Each file is parsed by the hardened parser, validated against the envelope schema, fitted to the catalogue
 and run through every rule. A file may hold an envelope or a bare body root (a sample body). "-" reads
-standard input. Exit status: 0 when every file passes, 1 otherwise.
+standard input. Exit status: 0 when every file passes, 1 otherwise. No more than the size limit plus one
+byte is ever read from a file or from standard input: a larger input is refused with XML-SIZE unread.
 """
 
 from __future__ import annotations
@@ -14,20 +15,28 @@ from typing import Any
 
 from conformance.errors import Finding
 from conformance.validate import Validator
+from conformance.xmlsafe import MAX_BYTES
 
 __all__ = ["add_lint_parser", "add_parser", "lint_paths", "run_lint"]
 
 STDIN_NAME = "<stdin>"
 
 
-def _read(path: str) -> tuple[str, bytes | None, Finding | None]:
-    if path == "-":
-        return STDIN_NAME, sys.stdin.buffer.read(), None
+def _read(path: str, limit: int = MAX_BYTES) -> tuple[str, bytes | None, Finding | None]:
+    """(name, at most ``limit`` bytes, None) or (name, None, the finding): XML-SIZE beyond ``limit``."""
     try:
-        with open(path, "rb") as fh:
-            return path, fh.read(), None
+        if path == "-":
+            name, data = STDIN_NAME, sys.stdin.buffer.read(limit + 1)
+        else:
+            name = path
+            with open(path, "rb") as fh:
+                data = fh.read(limit + 1)
     except OSError as e:
         return path, None, Finding("LINT-READ", f"cannot read the file: {e.strerror or e}", file=path)
+    if len(data) > limit:
+        return name, None, Finding("XML-SIZE", f"the document is more than {limit} bytes; the limit is {limit} "
+                                   "bytes", file=name)
+    return name, data, None
 
 
 def lint_paths(paths: list[str], validator: Validator | None = None) -> list[tuple[str, list[Finding]]]:

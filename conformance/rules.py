@@ -1,9 +1,11 @@
 """Rules beyond XSD: each a small named check with a stable code (like the OpenID suite's Condition classes).
 
-The gateway runs every rule on every message, so the hot path is C-level: one ``iter()`` pass collects the
-elements rules look at, attributes come from one precompiled XPath, and the character and data-class rules
-search the document's UTF-8 text with compiled regexes. Elements are located (XPath, line) only once a
-regex has hit, which in a conforming message never happens.
+The gateway runs every rule on every message, so they run as one compiled pass: a single ``iter()`` over
+the elements any rule looks at, a tag -> handler dispatch table, and handlers that return a message only when
+an element fails. The character and data-class rules search the document's UTF-8 text with compiled regexes.
+Elements are located (XPath, line) only for the findings that are listed, after the pass, and at most
+``max_findings`` are listed per document (then one VAL-TRUNCATED finding says how many more there were), so
+the work is bounded by the size of the document whatever it holds.
 """
 
 from __future__ import annotations
@@ -32,13 +34,23 @@ from conformance.wareki import from_wareki, parse_uncertain, to_wareki
 from conformance.xmlsafe import NS
 
 __all__ = [
+    "MAX_FINDINGS",
+    "MAX_MESSAGE",
     "RULES",
+    "TRUNCATED",
     "Rule",
     "RuleContext",
+    "clip",
     "find_my_numbers",
     "run_rules",
+    "run_rules_counted",
+    "truncated",
     "xpath_of",
 ]
+
+MAX_FINDINGS = 50  # findings listed per document; the rest are counted in one VAL-TRUNCATED finding
+MAX_MESSAGE = 500  # characters of a finding's message (a value quoted in it is cut, never the whole 2 MB)
+TRUNCATED = "VAL-TRUNCATED"
 
 _MY_NUMBER = f"{{{NS}}}MyNumber"
 _LG_CODE = f"{{{NS}}}LgCode"
@@ -57,12 +69,48 @@ _KEY = {t: t for t in _INDEXED} | {_SENDER: _PARTY, _RECEIVER: _PARTY}
 _LG_ATTRS = etree.XPath("//@lgCode")
 _NONE: list[etree._Element] = []  # shared empty result: never appended to
 _SECRET_CLASSES = frozenset({"yellow", "blue"})
+_CACHED_LEN = 64  # only short values are remembered: a cache must never hold an attacker's megabyte
+
+
+def clip(text: str, limit: int = MAX_MESSAGE) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was cut (messages quote values)."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit} more characters)"
+
+
+def _shown(value: str, limit: int = 40) -> str:
+    """repr of a value quoted in a message, cut to ``limit`` characters."""
+    return repr(value) if len(value) <= limit else f"{value[:limit]!r}… ({len(value)} characters)"
 
 
 # --- locating ---
 
+_WIDE = 32  # above this many children, same-name positions are counted by libxml2 (C), not in Python
+_BEFORE = etree.XPath("count(preceding-sibling::*[local-name() = $l and namespace-uri() = $n])")
+_AFTER = etree.XPath("boolean(following-sibling::*[local-name() = $l and namespace-uri() = $n])")
+
+
+def _position(node: etree._Element, parent: etree._Element) -> int | None:
+    """1-based position of ``node`` among its same-named siblings, or None when its name is unique there."""
+    tag = node.tag
+    if isinstance(tag, str) and len(parent) > _WIDE:
+        qn = etree.QName(tag)
+        ns = qn.namespace or ""
+        before = int(cast(float, _BEFORE(node, l=qn.localname, n=ns)))
+        repeated = before > 0 or bool(_AFTER(node, l=qn.localname, n=ns))
+        return before + 1 if repeated else None
+    # A comment cannot be an XPath context node: its position is counted here (findings rarely sit on one).
+    same = [c for c in parent if c.tag == tag]  # a comment's tag is a function: == is identity there
+    return same.index(node) + 1 if len(same) > 1 else None
+
+
 def xpath_of(el: etree._Element, attr: str | None = None) -> str:
-    """A readable XPath (prefix ``j`` for the project namespace) with positions only where names repeat."""
+    """A readable XPath (prefix ``j`` for the project namespace) with positions only where names repeat.
+
+    Linear in the number of siblings along the path, counted in C for wide parents (a flood of siblings
+    must not make locating a few findings quadratic).
+    """
     parts: list[str] = []
     node: etree._Element | None = el
     while node is not None:
@@ -72,12 +120,11 @@ def xpath_of(el: etree._Element, attr: str | None = None) -> str:
             qn = etree.QName(tag)
             name = f"j:{qn.localname}" if qn.namespace == NS else (
                 qn.localname if qn.namespace is None else f"*[local-name()='{qn.localname}']")
-            same = [c for c in parent if c.tag == tag] if parent is not None else [node]
         else:
             name = "comment()" if tag is etree.Comment else "node()"
-            same = [c for c in parent if c.tag is tag] if parent is not None else [node]
-        if len(same) > 1:
-            name += f"[{same.index(node) + 1}]"
+        pos = _position(node, parent) if parent is not None else None
+        if pos is not None:
+            name += f"[{pos}]"
         parts.append(name)
         node = parent
     path = "/" + "/".join(reversed(parts))
@@ -91,6 +138,19 @@ def _local(el: etree._Element) -> str:
 
 # --- context ---
 
+_DECLARED = re.compile(rb"\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
+
+
+_UTF8_DECLARATIONS = (b"<?xml version='1.0' encoding='UTF-8'?>", b'<?xml version="1.0" encoding="UTF-8"?>')
+
+
+def _utf8_declared(raw: bytes) -> bool:
+    """Whether ``raw`` is UTF-8 by its XML declaration (none, or one that says UTF-8)."""
+    if raw.startswith(_UTF8_DECLARATIONS) or b"encoding" not in raw[:200]:
+        return True
+    m = _DECLARED.match(raw.removeprefix(b"\xef\xbb\xbf"))
+    return m is None or m.group(1).lower() in (b"utf-8", b"utf8")
+
 class RuleContext:
     """What a rule sees: the root, the arrow's data class (or None), the file, and shared lazily built views.
 
@@ -99,7 +159,7 @@ class RuleContext:
     point).
     """
 
-    __slots__ = ("_index", "_text", "data_class", "file", "raw", "root")
+    __slots__ = ("_index", "_text", "data_class", "file", "lg_parties", "raw", "root")
 
     def __init__(self, root: etree._Element, data_class: str | None = None, file: str | None = None,
                  raw: bytes | None = None) -> None:
@@ -107,6 +167,7 @@ class RuleContext:
         self.data_class = data_class
         self.file = file
         self.raw = raw
+        self.lg_parties = 0  # Sender/Receiver elements with an @lgCode seen by the pass
         self._index: dict[str, list[etree._Element]] | None = None
         self._text: bytes | None = None
 
@@ -130,8 +191,8 @@ class RuleContext:
         text = self._text
         if text is None:
             raw = self.raw
-            if (raw is not None and (b"&" not in raw or b"&#" not in raw)
-                    and (self.root.getroottree().docinfo.encoding or "UTF-8").upper() in ("UTF-8", "UTF8")):
+            # "&" first: a one-byte search is a memchr, far cheaper than looking for "&#".
+            if raw is not None and (b"&" not in raw or b"&#" not in raw) and _utf8_declared(raw):
                 text = raw
             else:
                 text = etree.tostring(self.root, encoding="utf-8")
@@ -140,15 +201,24 @@ class RuleContext:
 
     def finding(self, code: str, message: str, el: etree._Element, attr: str | None = None) -> Finding:
         line: int | None = getattr(el, "sourceline", None)
-        return Finding(code, message, file=self.file, line=line, xpath=xpath_of(el, attr))
+        return Finding(code, clip(message), file=self.file, line=line, xpath=xpath_of(el, attr))
 
 
 Check = Callable[[RuleContext], Iterable[Finding]]
+# An element handler: the message when ``el`` fails the rule, else None. It must not locate anything.
+OnElement = Callable[[RuleContext, etree._Element], str | None]
+# A document-level part: None when its cheap prefilter clears the document, else an iterable of
+# (element, attribute or None, message) for each failing place, in order.
+Places = Iterable[tuple[etree._Element, str | None, str]]
+OnDocument = Callable[[RuleContext], Places | None]
 
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """A named check: ``code`` is stable (reports, scenarios and vendors refer to it)."""
+    """A named check: ``code`` is stable (reports, scenarios and vendors refer to it).
+
+    ``check`` runs this rule alone; ``run_rules`` runs all of them in one pass over the tree.
+    """
 
     code: str
     title_ja: str
@@ -156,52 +226,153 @@ class Rule:
     check: Check
 
 
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """One part of a rule: findings go to its own slot; slots are listed in registration order."""
+
+    code: str
+    attr: str | None
+    tags: tuple[str, ...]             # element handler: the tags it is dispatched on
+    on_element: OnElement | None
+    on_document: OnDocument | None    # document-level part: runs after the pass
+
+
 RULES: dict[str, Rule] = {}
+_PARTS: list[_Part] = []
 
 
-def rule(code: str, title_ja: str, title_en: str) -> Callable[[Check], Check]:
-    """Register ``check`` under ``code`` in RULES (order of registration is the order of running)."""
-    def register(fn: Check) -> Check:
-        if code in RULES:
-            raise ValueError(f"rule {code} is registered twice")
-        RULES[code] = Rule(code, title_ja, title_en, fn)
+def _register(code: str, title_ja: str, title_en: str) -> None:
+    if code in RULES:
+        raise ValueError(f"rule {code} is registered twice")
+    RULES[code] = Rule(code, title_ja, title_en, lambda ctx: run_rules_counted(ctx, None, only=code)[0])
+
+
+def element_rule(code: str, title_ja: str, title_en: str, *tags: str,
+                 attr: str | None = None) -> Callable[[OnElement], OnElement]:
+    """Register an element handler for ``tags`` under ``code`` (a second part of a code adds no new rule)."""
+    def register(fn: OnElement) -> OnElement:
+        if code not in RULES:
+            _register(code, title_ja, title_en)
+        _PARTS.append(_Part(code, attr, tags, fn, None))
+        _DISPATCH.clear()
         return fn
     return register
 
 
-def run_rules(root: etree._Element, *, data_class: str | None = None, file: str | None = None,
-              raw: bytes | None = None) -> list[Finding]:
-    """Run every rule of RULES on ``root``; ``data_class`` is the arrow's (green/yellow/blue/none) or None."""
-    ctx = RuleContext(root, data_class, file, raw)
+def document_rule(code: str, title_ja: str, title_en: str) -> Callable[[OnDocument], OnDocument]:
+    """Register a document-level part under ``code`` (runs after the element pass, in registration order)."""
+    def register(fn: OnDocument) -> OnDocument:
+        if code not in RULES:
+            _register(code, title_ja, title_en)
+        _PARTS.append(_Part(code, None, (), None, fn))
+        _DISPATCH.clear()
+        return fn
+    return register
+
+
+# (only) -> (tags to iterate, tag -> ((slot, handler), ...), ((slot, document part), ...))
+_Plan = tuple[tuple[str, ...], dict[str, tuple[tuple[int, OnElement], ...]], tuple[tuple[int, OnDocument], ...]]
+_DISPATCH: dict[str | None, _Plan] = {}
+
+
+def _plan(only: str | None) -> _Plan:
+    """The compiled dispatch of every part (or of rule ``only``'s parts), built once."""
+    plan = _DISPATCH.get(only)
+    if plan is None:
+        table: dict[str, list[tuple[int, OnElement]]] = {}
+        docs: list[tuple[int, OnDocument]] = []
+        for slot, part in enumerate(_PARTS):
+            if only is not None and part.code != only:
+                continue
+            if part.on_element is not None:
+                for tag in part.tags:
+                    table.setdefault(tag, []).append((slot, part.on_element))
+            if part.on_document is not None:
+                docs.append((slot, part.on_document))
+        plan = _DISPATCH[only] = (tuple(table), {t: tuple(h) for t, h in table.items()}, tuple(docs))
+    return plan
+
+
+def truncated(dropped: int, limit: int, file: str | None = None) -> Finding:
+    """The summary finding that stands for ``dropped`` findings beyond the ``limit`` listed."""
+    return Finding(TRUNCATED, f"{dropped} more finding(s) not listed: at most {limit} are listed per document",
+                   file=file)
+
+
+def run_rules_counted(ctx: RuleContext, limit: int | None = MAX_FINDINGS,
+                      only: str | None = None) -> tuple[list[Finding], int]:
+    """Every rule (or rule ``only``) in one pass: (the first ``limit`` findings, how many more there were).
+
+    Findings keep the order of registration (rule by rule, document order within a part). Per slot at most
+    ``limit`` places are kept, so memory is bounded; only kept places are located.
+    """
+    tags, table, docs = _plan(only)
+    cap = limit if limit is not None else -1
+    slots: dict[int, list[tuple[etree._Element, str | None, str]]] = {}
+    dropped = 0
+    if tags:
+        for el in ctx.root.iter(*tags):
+            for slot, handler in table[el.tag]:
+                msg = handler(ctx, el)
+                if msg is not None:
+                    kept = slots.setdefault(slot, [])
+                    if len(kept) == cap:
+                        dropped += 1
+                    else:
+                        kept.append((el, _PARTS[slot].attr, msg))
+    for slot, part in docs:
+        places = part(ctx)
+        if places is None:
+            continue
+        for el, attr, msg in places:
+            kept = slots.setdefault(slot, [])
+            if len(kept) == cap:
+                dropped += 1
+            else:
+                kept.append((el, attr, msg))
     out: list[Finding] = []
-    for r in RULES.values():
-        found = r.check(ctx)
-        if found:
-            out.extend(found)
+    for slot in sorted(slots):
+        code = _PARTS[slot].code
+        for el, attr, msg in slots[slot]:
+            if len(out) == cap:
+                dropped += 1
+            else:
+                out.append(ctx.finding(code, msg, el, attr))
+    return out, dropped
+
+
+def run_rules(root: etree._Element, *, data_class: str | None = None, file: str | None = None,
+              raw: bytes | None = None, max_findings: int | None = MAX_FINDINGS) -> list[Finding]:
+    """Run every rule of RULES on ``root``; ``data_class`` is the arrow's (green/yellow/blue/none) or None.
+
+    At most ``max_findings`` findings are listed (None: all), then one VAL-TRUNCATED finding counts the rest.
+    """
+    out, dropped = run_rules_counted(RuleContext(root, data_class, file, raw), max_findings)
+    if dropped and max_findings is not None:
+        out.append(truncated(dropped, max_findings, file))
     return out
 
 
 # --- identifiers ---
 
-@rule("ID-MYNUMBER", "個人番号の検査用数字", "個人番号 check digit")
-def _my_number(ctx: RuleContext) -> list[Finding]:
-    out: list[Finding] = []
-    for el in ctx.elements(_MY_NUMBER):
-        text = el.text or ""
-        if not is_valid_my_number(text):
-            if len(text) == 12 and text.isascii() and text.isdigit():
-                msg = (f"the check digit is {text[11]}, but the first 11 digits give "
-                       f"{my_number_check_digit(text[:11])}: not a 個人番号")
-            else:
-                msg = f"a 個人番号 is 12 ASCII digits; this value has {len(text)} characters"
-            out.append(ctx.finding("ID-MYNUMBER", msg, el))
-    return out
+_ID_MYNUMBER = ("ID-MYNUMBER", "個人番号の検査用数字", "個人番号 check digit")
+
+
+@element_rule(*_ID_MYNUMBER, _MY_NUMBER)
+def _my_number(ctx: RuleContext, el: etree._Element) -> str | None:
+    text = el.text or ""
+    if is_valid_my_number(text):
+        return None
+    if len(text) == 12 and text.isascii() and text.isdigit():
+        return (f"the check digit is {text[11]}, but the first 11 digits give "
+                f"{my_number_check_digit(text[:11])}: not a 個人番号")
+    return f"a 個人番号 is 12 ASCII digits; this value has {len(text)} characters"
 
 
 def _lg_message(value: str) -> str:
     if len(value) == 6 and value.isascii() and value.isdigit():
         return f"{value}: the check digit is {value[5]}, expected {lg_code_check_digit(value[:5])}"
-    return f"{value!r} is not a 6-digit 地方公共団体コード"
+    return f"{_shown(value)} is not a 6-digit 地方公共団体コード"
 
 
 _LG_SEEN: dict[str, bool] = {}  # 地方公共団体コード repeat in every header: remember the verdicts (bounded)
@@ -210,73 +381,94 @@ _LG_SEEN: dict[str, bool] = {}  # 地方公共団体コード repeat in every he
 def _lg_ok(value: str) -> bool:
     ok = _LG_SEEN.get(value)
     if ok is None:
-        if len(_LG_SEEN) >= 8192:
-            _LG_SEEN.clear()
-        ok = _LG_SEEN[value] = is_valid_lg_code(value)
+        ok = is_valid_lg_code(value)
+        if len(value) <= _CACHED_LEN:
+            if len(_LG_SEEN) >= 8192:
+                _LG_SEEN.clear()
+            _LG_SEEN[value] = ok
     return ok
 
 
-@rule("ID-LGCODE", "地方公共団体コードの検査数字", "地方公共団体コード check digit")
-def _lg_code(ctx: RuleContext) -> list[Finding]:
-    out: list[Finding] = []
-    for el in ctx.elements(_LG_CODE):
-        text = el.text or ""
-        if not _lg_ok(text):
-            out.append(ctx.finding("ID-LGCODE", _lg_message(text), el))
-    # The envelope's Sender/Receiver carry @lgCode; any other element with one is found by XPath, which
-    # runs only when the document mentions lgCode more often than those two account for.
-    carriers = ctx.elements(_PARTY)
-    seen = 0
-    for el in carriers:
-        if el.get("lgCode") is not None:
-            seen += 1
-    if ctx.utf8().count(b"lgCode") > seen:
-        carriers = [v.getparent() for v in cast(list[Any], _LG_ATTRS(ctx.root))]
-    for el in carriers:
-        value = el.get("lgCode")
-        if value is not None and not _lg_ok(value):
-            out.append(ctx.finding("ID-LGCODE", f"@lgCode {_lg_message(value)}", el, "lgCode"))
-    return out
+_ID_LGCODE = ("ID-LGCODE", "地方公共団体コードの検査数字", "地方公共団体コード check digit")
 
 
-@rule("ID-JUMINHYO", "住民票コードの検査用数字（算式は未確認）",
-      "住民票コード check digit (formula unverified)")
-def _juminhyo(ctx: RuleContext) -> list[Finding]:
-    out: list[Finding] = []
-    for el in ctx.elements(_JUMINHYO):
-        text = el.text or ""
-        if not is_valid_juminhyo_code(text):
-            algo = current_juminhyo_algorithm()
-            if len(text) == 11 and text.isascii() and text.isdigit():
-                msg = (f"the check digit {text[10]} does not fit algorithm {algo!r} "
-                       f"(an unverified assumption; set JUKI_JUMINHYO_CHECK to change it)")
-            else:
-                msg = f"a 住民票コード is 11 ASCII digits; this value has {len(text)} characters"
-            out.append(ctx.finding("ID-JUMINHYO", msg, el))
-    return out
+@element_rule(*_ID_LGCODE, _LG_CODE)
+def _lg_code(ctx: RuleContext, el: etree._Element) -> str | None:
+    text = el.text or ""
+    return None if _lg_ok(text) else _lg_message(text)
 
 
-@rule("ID-RESCARD", "在留カード番号の形式", "在留カード番号 format")
-def _residence_card(ctx: RuleContext) -> list[Finding]:
-    return [
-        ctx.finding("ID-RESCARD", f"{el.text or ''!r} is not a 在留カード番号 (英字2・数字8・英字2)", el)
-        for el in ctx.elements(_RESCARD) if not is_valid_residence_card_no(el.text or "")
-    ]
+@element_rule(*_ID_LGCODE, _SENDER, _RECEIVER, attr="lgCode")
+def _party_lg_code(ctx: RuleContext, el: etree._Element) -> str | None:
+    value = el.get("lgCode")
+    if value is None:
+        return None
+    ctx.lg_parties += 1
+    return None if _lg_ok(value) else f"@lgCode {_lg_message(value)}"
+
+
+@document_rule(*_ID_LGCODE)
+def _other_lg_codes(ctx: RuleContext) -> Places | None:
+    """@lgCode on elements other than the envelope's parties, found by XPath, which runs only when the
+    document mentions lgCode more often than the parties the pass saw account for."""
+    if ctx.utf8().count(b"lgCode") <= ctx.lg_parties:
+        return None
+    return _other_lg_places(ctx)
+
+
+def _other_lg_places(ctx: RuleContext) -> Places:
+    for value in cast(list[Any], _LG_ATTRS(ctx.root)):
+        el = value.getparent()
+        if el.tag not in _PARTY_TAGS and not _lg_ok(str(value)):
+            yield el, "lgCode", f"@lgCode {_lg_message(str(value))}"
+
+
+_PARTY_TAGS = frozenset({_SENDER, _RECEIVER})
+
+
+_ID_JUMINHYO = ("ID-JUMINHYO", "住民票コードの検査用数字（算式は未確認）",
+                "住民票コード check digit (formula unverified)")
+
+
+@element_rule(*_ID_JUMINHYO, _JUMINHYO)
+def _juminhyo(ctx: RuleContext, el: etree._Element) -> str | None:
+    text = el.text or ""
+    if is_valid_juminhyo_code(text):
+        return None
+    algo = current_juminhyo_algorithm()
+    if len(text) == 11 and text.isascii() and text.isdigit():
+        return (f"the check digit {text[10]} does not fit algorithm {algo!r} "
+                f"(an unverified assumption; set JUKI_JUMINHYO_CHECK to change it)")
+    return f"a 住民票コード is 11 ASCII digits; this value has {len(text)} characters"
+
+
+@element_rule("ID-RESCARD", "在留カード番号の形式", "在留カード番号 format", _RESCARD)
+def _residence_card(ctx: RuleContext, el: etree._Element) -> str | None:
+    text = el.text or ""
+    if is_valid_residence_card_no(text):
+        return None
+    return f"{_shown(text)} is not a 在留カード番号 (英字2・数字8・英字2)"
 
 
 # --- dates ---
 
 @lru_cache(maxsize=8192)
-def _wareki(text: str) -> date | str:
-    """from_wareki, cached (birth dates repeat); an error becomes its message."""
+def _wareki_cached(text: str) -> date | str:
     try:
         return from_wareki(text)
     except HarnessError as e:
         return e.findings[0].message
 
 
+def _wareki(text: str) -> date | str:
+    """from_wareki, cached for short texts (birth dates repeat); an error becomes its message."""
+    if len(text) <= _CACHED_LEN:
+        return _wareki_cached(text)
+    return f"{_shown(text)} is not a 和暦 date like 昭和55年1月2日 (元号・年・月・日)"
+
+
 @lru_cache(maxsize=4096)
-def _uncertain(text: str) -> str | None:
+def _uncertain_cached(text: str) -> str | None:
     try:
         parse_uncertain(text)
     except HarnessError as e:
@@ -284,14 +476,16 @@ def _uncertain(text: str) -> str | None:
     return None
 
 
-@rule("DATE-WAREKI", "和暦の日付が実在すること", "和暦 date exists")
-def _wareki_exists(ctx: RuleContext) -> list[Finding]:
-    out: list[Finding] = []
-    for el in ctx.elements(_WAREKI):
-        d = _wareki(el.text or "")
-        if isinstance(d, str):
-            out.append(ctx.finding("DATE-WAREKI", d, el))
-    return out
+def _uncertain(text: str) -> str | None:
+    if len(text) <= _CACHED_LEN:
+        return _uncertain_cached(text)
+    return f"{_shown(text)} is not a 不詳 date"
+
+
+@element_rule("DATE-WAREKI", "和暦の日付が実在すること", "和暦 date exists", _WAREKI)
+def _wareki_exists(ctx: RuleContext, el: etree._Element) -> str | None:
+    d = _wareki(el.text or "")
+    return d if isinstance(d, str) else None
 
 
 def _western(text: str) -> date | None:
@@ -303,8 +497,7 @@ def _western(text: str) -> date | None:
 
 
 @lru_cache(maxsize=8192)
-def _disagreement(western: str, wareki: str) -> str | None:
-    """Why a Western/Wareki pair denotes two days, or None (an unparsable side is another rule's finding)."""
+def _disagreement_cached(western: str, wareki: str) -> str | None:
     w = _wareki(wareki)
     d = _western(western)
     if isinstance(w, date) and d is not None and w != d:
@@ -313,31 +506,29 @@ def _disagreement(western: str, wareki: str) -> str | None:
     return None
 
 
-@rule("DATE-CONSISTENT", "西暦と和暦が同じ日を表すこと", "西暦 and 和暦 denote the same day")
-def _consistent(ctx: RuleContext) -> list[Finding]:
-    out: list[Finding] = []
-    for el in ctx.elements(_WAREKI):
-        sib = el.getprevious()
+def _disagreement(western: str, wareki: str) -> str | None:
+    """Why a Western/Wareki pair denotes two days, or None (an unparsable side is another rule's finding)."""
+    if len(western) > _CACHED_LEN or len(wareki) > _CACHED_LEN:
+        return None  # a long side does not parse: DATE-WAREKI or the schema says so
+    return _disagreement_cached(western, wareki)
+
+
+@element_rule("DATE-CONSISTENT", "西暦と和暦が同じ日を表すこと", "西暦 and 和暦 denote the same day", _WAREKI)
+def _consistent(ctx: RuleContext, el: etree._Element) -> str | None:
+    sib = el.getprevious()
+    tag = sib.tag if sib is not None else None
+    while sib is not None and not isinstance(tag, str):  # step over comments
+        sib = sib.getprevious()
         tag = sib.tag if sib is not None else None
-        while sib is not None and not isinstance(tag, str):  # step over comments
-            sib = sib.getprevious()
-            tag = sib.tag if sib is not None else None
-        if sib is None or tag != _WESTERN:
-            continue
-        msg = _disagreement(sib.text or "", el.text or "")
-        if msg is not None:
-            out.append(ctx.finding("DATE-CONSISTENT", msg, el))
-    return out
+    if sib is None or tag != _WESTERN:
+        return None
+    return _disagreement(sib.text or "", el.text or "")
 
 
-@rule("DATE-UNCERTAIN", "不詳日付の元号年が実在すること", "不詳 date is well formed and its era year exists")
-def _uncertain_exists(ctx: RuleContext) -> list[Finding]:
-    out: list[Finding] = []
-    for el in ctx.elements(_UNCERTAIN):
-        msg = _uncertain(el.text or "")
-        if msg is not None:
-            out.append(ctx.finding("DATE-UNCERTAIN", msg, el))
-    return out
+@element_rule("DATE-UNCERTAIN", "不詳日付の元号年が実在すること", "不詳 date is well formed and its era year exists",
+              _UNCERTAIN)
+def _uncertain_exists(ctx: RuleContext, el: etree._Element) -> str | None:
+    return _uncertain(el.text or "")
 
 
 # --- text scanning helpers ---
@@ -432,54 +623,82 @@ def _mask(n: str) -> str:
     return "********" + n[8:]
 
 
-@rule("CLASS-MYNUMBER", "黄線・青線に個人番号を含まないこと", "no 個人番号 on a yellow or blue arrow")
-def _class_my_number(ctx: RuleContext) -> list[Finding]:
+@document_rule("CLASS-MYNUMBER", "黄線・青線に個人番号を含まないこと", "no 個人番号 on a yellow or blue arrow")
+def _class_my_number(ctx: RuleContext) -> Places | None:
     if ctx.data_class not in _SECRET_CLASSES or not _my_numbers_in(ctx.utf8()):
-        return []
-    out: list[Finding] = []
+        return None
+    return _my_number_places(ctx)
+
+
+def _my_number_places(ctx: RuleContext) -> Places:
+    found = False
     for el, attr, value in _strings(ctx.root):
         for n in find_my_numbers(value):
-            out.append(ctx.finding(
-                "CLASS-MYNUMBER",
-                f"a valid 個人番号 ({_mask(n)}) in {_where(el, attr)}: a {ctx.data_class} arrow "
-                "must not carry 特定個人情報", el, attr))
-    if not out:  # only in text the tree does not keep (a processing instruction): point at the document
-        msg = f"a valid 個人番号 in the document of a {ctx.data_class} arrow"
-        out.append(ctx.finding("CLASS-MYNUMBER", msg, ctx.root))
-    return out
+            found = True
+            yield el, attr, (f"a valid 個人番号 ({_mask(n)}) in {_where(el, attr)}: a {ctx.data_class} arrow "
+                             "must not carry 特定個人情報")
+    if not found:  # only in text the tree does not keep (a processing instruction): point at the document
+        yield ctx.root, None, f"a valid 個人番号 in the document of a {ctx.data_class} arrow"
 
 
 # --- characters ---
 
 # UTF-8 lead bytes: EE = U+E000–EFFF (all PUA); EF 80–A3 = U+F000–F8FF; F3 B0–BF = plane 15; F4 = plane 16.
-_B_PUA_EF = re.compile(rb"\xef[\x80-\xa3]")
-_B_PUA_F3 = re.compile(rb"\xf3[\xb0-\xbf]")
 _PUA = re.compile("[\ue000-\uf8ff\U000f0000-\U0010ffff]")
 
 
+_STEPS = 16  # lead bytes looked at one by one; beyond that a compiled regex scans the rest at C speed
+_PATTERNS: dict[tuple[bytes, int, int], re.Pattern[bytes]] = {}
+
+
+def _pattern(lead: bytes, low: int, high: int) -> re.Pattern[bytes]:
+    key = (lead, low, high)
+    pattern = _PATTERNS.get(key)
+    if pattern is None:
+        pattern = _PATTERNS[key] = re.compile(re.escape(lead) + b"[" + re.escape(bytes([low])) + b"-"
+                                              + re.escape(bytes([high])) + b"]")
+    return pattern
+
+
+def _follows(b: bytes, lead: bytes, low: int, high: int) -> bool:
+    """Whether some ``lead`` byte in ``b`` is followed by a byte in [low, high]: memchr jumps for the first
+    few leads (an ordinary document has none or a handful), a compiled regex for a document full of them."""
+    i = b.find(lead)
+    last = len(b) - 1
+    steps = 0
+    while 0 <= i < last:
+        if low <= b[i + 1] <= high:
+            return True
+        steps += 1
+        if steps == _STEPS:
+            return _pattern(lead, low, high).search(b, i + 1) is not None
+        i = b.find(lead, i + 1)
+    return False
+
+
 def _has_pua(b: bytes) -> bool:
-    return (b"\xee" in b or b"\xf4" in b or (b"\xef" in b and _B_PUA_EF.search(b) is not None)
-            or (b"\xf3" in b and _B_PUA_F3.search(b) is not None))
+    return (b"\xee" in b or b"\xf4" in b or (b"\xef" in b and _follows(b, b"\xef", 0x80, 0xA3))
+            or (b"\xf3" in b and _follows(b, b"\xf3", 0xB0, 0xBF)))
 
 
-@rule("CHAR-PUA", "私用領域の文字を含まないこと", "no Private Use Area code point")
-def _pua(ctx: RuleContext) -> list[Finding]:
-    if not _has_pua(ctx.utf8()):
-        return []
-    out: list[Finding] = []
+@document_rule("CHAR-PUA", "私用領域の文字を含まないこと", "no Private Use Area code point")
+def _pua(ctx: RuleContext) -> Places | None:
+    return _pua_places(ctx) if _has_pua(ctx.utf8()) else None
+
+
+def _pua_places(ctx: RuleContext) -> Places:
+    found = False
     for el, attr, value in _strings(ctx.root):
         hits = sorted({f"U+{ord(c):04X}" for c in _PUA.findall(value)})
         if hits:
-            out.append(ctx.finding(
-                "CHAR-PUA", f"Private Use Area code point {', '.join(hits)} in {_where(el, attr)}: it "
-                "means nothing outside one vendor's system (use a standard character or an IVS)", el, attr))
-    if not out:
-        out.append(ctx.finding("CHAR-PUA", "Private Use Area code point in the document", ctx.root))
-    return out
+            found = True
+            shown = ", ".join(hits[:8]) + (f" and {len(hits) - 8} more" if len(hits) > 8 else "")
+            yield el, attr, (f"Private Use Area code point {shown} in {_where(el, attr)}: it means nothing "
+                             "outside one vendor's system (use a standard character or an IVS)")
+    if not found:
+        yield ctx.root, None, "Private Use Area code point in the document"
 
 
-_B_VS_BMP = re.compile(rb"\xef\xb8[\x80-\x8f]")        # U+FE00–FE0F
-_B_VS_SUP = re.compile(rb"\xf3\xa0[\x84-\x87]")        # U+E0100–E01EF
 _VS_ONE = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")
 _NOT_BASE = frozenset({"Mn", "Mc", "Me", "Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"})
 
@@ -489,19 +708,41 @@ def _ideograph(c: str) -> bool:
     return 0x3400 <= o <= 0x4DBF or 0x4E00 <= o <= 0x9FFF or 0xF900 <= o <= 0xFAFF or 0x20000 <= o <= 0x3FFFF
 
 
+# Variation selectors in UTF-8: EF B8 80–8F = U+FE00–FE0F; F3 A0 84–87 = U+E0100–E01EF.
+_SELECTORS = ((b"\xef", 0xB8, 0x80, 0x8F), (b"\xf3", 0xA0, 0x84, 0x87))
+_SELECTOR_PATTERNS = {b"\xef": re.compile(rb"\xef\xb8[\x80-\x8f]"), b"\xf3": re.compile(rb"\xf3\xa0[\x84-\x87]")}
+
+
+def _suspect_at(b: bytes, i: int) -> bool:
+    """Whether the variation selector at ``i`` follows something other than a CJK ideograph."""
+    j = i - 1
+    while j > 0 and j > i - 4 and 0x80 <= b[j] < 0xC0:  # back over continuation bytes
+        j -= 1
+    prev = b[max(j, 0):i].decode("utf-8", "replace")
+    return len(prev) != 1 or not _ideograph(prev)
+
+
 def _suspect_selector(b: bytes) -> bool:
-    """Whether a variation selector in UTF-8 ``b`` follows something other than a CJK ideograph (IVS case)."""
-    for lead, pattern in ((b"\xef", _B_VS_BMP), (b"\xf3", _B_VS_SUP)):
-        if lead not in b:  # a one-byte membership test is a memchr: far cheaper than the regex scan
-            continue
-        for m in pattern.finditer(b):
-            i = m.start()
-            j = i - 1
-            while j > 0 and j > i - 4 and 0x80 <= b[j] < 0xC0:  # back over continuation bytes
-                j -= 1
-            prev = b[max(j, 0):i].decode("utf-8", "replace")
-            if len(prev) != 1 or not _ideograph(prev):
-                return True
+    """Whether a variation selector in UTF-8 ``b`` follows something other than a CJK ideograph (IVS case).
+
+    Lead bytes are found with one-byte ``find`` (a memchr; a two-byte needle is many times slower); past a
+    few leads that are no selector, a compiled regex finds the selectors at C speed.
+    """
+    last = len(b) - 2
+    for lead, second, low, high in _SELECTORS:
+        i = b.find(lead)
+        steps = 0
+        while 0 <= i < last:
+            if b[i + 1] == second and low <= b[i + 2] <= high:
+                if _suspect_at(b, i):
+                    return True
+            else:
+                steps += 1
+                if steps == _STEPS:
+                    if any(_suspect_at(b, m.start()) for m in _SELECTOR_PATTERNS[lead].finditer(b, i)):
+                        return True
+                    break
+            i = b.find(lead, i + 1)
     return False
 
 
@@ -515,15 +756,14 @@ def _lone_selectors(value: str) -> list[str]:
     return out
 
 
-@rule("CHAR-VS", "異体字セレクタが基底文字に続くこと", "variation selector follows a base character")
-def _variation_selectors(ctx: RuleContext) -> list[Finding]:
-    if not _suspect_selector(ctx.utf8()):
-        return []
-    out: list[Finding] = []
+@document_rule("CHAR-VS", "異体字セレクタが基底文字に続くこと", "variation selector follows a base character")
+def _variation_selectors(ctx: RuleContext) -> Places | None:
+    return _selector_places(ctx) if _suspect_selector(ctx.utf8()) else None
+
+
+def _selector_places(ctx: RuleContext) -> Places:
     for el, attr, value in _strings(ctx.root):
         lone = _lone_selectors(value)
         if lone:
-            out.append(ctx.finding(
-                "CHAR-VS", f"variation selector without a base character in {_where(el, attr)}: "
-                f"{'; '.join(lone)}", el, attr))
-    return out
+            shown = "; ".join(lone[:8]) + (f"; and {len(lone) - 8} more" if len(lone) > 8 else "")
+            yield el, attr, f"variation selector without a base character in {_where(el, attr)}: {shown}"

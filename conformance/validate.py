@@ -4,6 +4,12 @@ Used by lint, the gateway, the simulators and the engine. The hot path is lxml a
 schema is compiled once (per schema file, per process), the header is read with one pass over its children,
 arrows are dict lookups, and the rules are those of ``conformance.rules``. ``xmlschema`` is built lazily and
 only to explain a failure in richer words (``Validator.explain``).
+
+Work per document is bounded: the parser refuses attribute floods (XML-ATTRIBUTES), at most
+``max_findings`` findings are listed (then one VAL-TRUNCATED finding counts the rest) and messages are
+clipped, so an error answer stays a few kilobytes. ``xmlsafe.expensive(data)`` says when a server should
+validate off its event loop. ``python -m conformance.validate --bench [--json]`` times parse, XSD, rules and
+the whole check per ≈ 1.8 KB IdentityNotice.
 """
 
 from __future__ import annotations
@@ -20,10 +26,10 @@ from conformance import catalogue as catalogue_mod
 from conformance import xmlsafe
 from conformance.catalogue import Catalogue, MessageType
 from conformance.errors import Finding, HarnessError
-from conformance.rules import run_rules, xpath_of
+from conformance.rules import MAX_FINDINGS, RuleContext, clip, run_rules_counted, truncated, xpath_of
 from conformance.xmlsafe import NS
 
-__all__ = ["HEADER_KEYS", "Checked", "Validator", "compiled_schema"]
+__all__ = ["HEADER_KEYS", "Checked", "Validator", "bench", "compiled_schema"]
 
 ENVELOPE_XSD = catalogue_mod.SCHEMAS / "envelope.xsd"
 HEADER_KEYS = (
@@ -123,7 +129,9 @@ def _local(tag: Any) -> str:
 class Validator:
     """Schema + catalogue + rules, set up once and reused for every message."""
 
-    def __init__(self, catalogue: Catalogue | None = None, *, schema_path: str | Path | None = None) -> None:
+    def __init__(self, catalogue: Catalogue | None = None, *, schema_path: str | Path | None = None,
+                 max_findings: int = MAX_FINDINGS) -> None:
+        self.max_findings = max_findings  # listed per document; the rest are counted in one VAL-TRUNCATED
         self.catalogue = catalogue if catalogue is not None else catalogue_mod.default()
         self.schema_path = Path(schema_path) if schema_path is not None else ENVELOPE_XSD
         self.schema = compiled_schema(self.schema_path)
@@ -182,9 +190,11 @@ class Validator:
     def _check(self, root: etree._Element, file: str | None, arrow: int | None, raw: bytes | None,
                allow_bare_body: bool) -> Checked:
         findings: list[Finding] = []
+        limit = self.max_findings
+        dropped = 0
         schema = self.schema
         if not schema.validate(root):
-            findings.extend(self._xsd_findings(root, schema.error_log, file))
+            dropped += self._xsd_findings(root, schema.error_log, file, findings, limit)
         header = _empty_header()
         mt: MessageType | None = None
         resolved: int | None = None
@@ -200,19 +210,31 @@ class Validator:
         else:
             findings.append(Finding("ENV-ROOT", f"the document root is {_local(root.tag)}, not j:Envelope",
                                     file, _line(root), "/*"))
+        if len(findings) > limit:
+            dropped += len(findings) - limit
+            del findings[limit:]
         data_class = self.catalogue.arrows[resolved].data_class if resolved in self.catalogue.arrows else None
-        findings.extend(run_rules(root, data_class=data_class, file=file, raw=raw))
+        found, more = run_rules_counted(RuleContext(root, data_class, file, raw), limit - len(findings))
+        findings.extend(found)
+        dropped += more
         ok = True
         for f in findings:
             if f.severity == "error":
                 ok = False
                 break
+        if dropped:
+            findings.append(truncated(dropped, limit, file))
+            ok = False
         return Checked(root, header, resolved, findings, ok, mt, data_class)
 
-    def _xsd_findings(self, root: etree._Element, log: Any, file: str | None) -> list[Finding]:
-        out: list[Finding] = []
+    def _xsd_findings(self, root: etree._Element, log: Any, file: str | None, out: list[Finding],
+                      limit: int) -> int:
+        """Append at most ``limit`` XSD findings to ``out`` (located; messages clipped); return how many more."""
         tree = root.getroottree()
+        entries = len(log)
         for entry in log:
+            if len(out) >= limit:
+                break
             xp: str | None = entry.path or None
             if xp:
                 try:
@@ -221,8 +243,8 @@ class Validator:
                         xp = xpath_of(hits[0])
                 except etree.XPathError:
                     pass
-            out.append(Finding("XSD-INVALID", entry.message, file, entry.line or None, xp))
-        return out
+            out.append(Finding("XSD-INVALID", clip(entry.message), file, entry.line or None, xp))
+        return max(0, entries - limit)
 
     def _fit(self, root: etree._Element, header: dict[str, str | None], arrow: int | None, file: str | None,
              findings: list[Finding]) -> tuple[MessageType | None, int | None]:
@@ -258,3 +280,85 @@ class Validator:
                 "ENV-ARROW", f"seen on arrow {arrow}, but {mt.id} from {sender} to {receiver} travels arrow "
                 f"{resolved}", file, _line(root), "/j:Envelope/j:Header"))
         return mt, resolved
+
+
+# --- benchmark -----------------------------------------------------------------------------------------
+
+def bench(docs: int = 50, runs: int = 7) -> dict[str, float]:
+    """µs per document for parse, XSD, rules and the whole ``check``: the median of ``runs`` timed rounds.
+
+    Documents are IdentityNotice samples (seeds 1..``docs``, as `juki-harness sample IdentityNotice --seed N`
+    writes them), indented by four spaces like the gateway benchmark's ≈ 1.8 KB message; the rules are timed
+    on parsed trees with the arrow's data class, as ``check`` runs them.
+    """
+    import statistics
+    import time
+
+    from conformance import samples
+
+    v = Validator()
+    data = []
+    for seed in range(1, docs + 1):
+        tree = etree.fromstring(samples.sample("IdentityNotice", seed))
+        etree.indent(tree, space="    ")
+        data.append(etree.tostring(tree, xml_declaration=True, encoding="UTF-8"))
+    roots = [xmlsafe.parse(d) for d in data]
+    checked = [v.check(d) for d in data]
+    if not all(c.ok for c in checked):
+        raise HarnessError([f for c in checked for f in c.findings][:5])
+    classes = [c.data_class for c in checked]
+
+    def timed(fn: Any) -> float:
+        rounds = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            fn()
+            rounds.append((time.perf_counter() - start) / len(data) * 1e6)
+        return round(statistics.median(rounds), 2)
+
+    def parse_all() -> None:
+        for d in data:
+            xmlsafe.parse(d)
+
+    def xsd_all() -> None:
+        for r in roots:
+            v.schema.validate(r)
+
+    def rules_all() -> None:
+        for d, r, c in zip(data, roots, classes, strict=True):
+            run_rules_counted(RuleContext(r, c, None, d))
+
+    def check_all() -> None:
+        for d in data:
+            v.check(d)
+
+    return {"bytes": round(statistics.mean(map(len, data))), "parse_us": timed(parse_all),
+            "xsd_us": timed(xsd_all), "rules_us": timed(rules_all), "total_us": timed(check_all)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m conformance.validate --bench [--json]`: the per-document cost of validation."""
+    import argparse
+    import json
+
+    p = argparse.ArgumentParser(prog="python -m conformance.validate", description=main.__doc__)
+    p.add_argument("--bench", action="store_true", help="time parse, XSD, rules and check per document")
+    p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    p.add_argument("--docs", type=int, default=50, help="documents per round (default 50)")
+    p.add_argument("--runs", type=int, default=7, help="timed rounds; the median is reported (default 7)")
+    args = p.parse_args(argv)
+    if not args.bench:
+        p.print_help()
+        return 2
+    figures = bench(args.docs, args.runs)
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        print(f"IdentityNotice, {figures['bytes']} bytes, median of {args.runs} rounds of {args.docs} documents:")
+        for key in ("parse_us", "xsd_us", "rules_us", "total_us"):
+            print(f"  {key.removesuffix('_us'):>6}  {figures[key]:8.2f} µs")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance import samples
+from conformance import samples, xmlsafe
 from conformance.lint import add_lint_parser, lint_paths, run_lint
 
 BOMB = (b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa">'
@@ -99,3 +99,35 @@ def test_stdin_passing_sample() -> None:
     proc = subprocess.run([sys.executable, "-c", code], input=samples.sample("MoveInNotice"),
                           capture_output=True, timeout=60, check=True)
     assert proc.stdout.decode().split() == ["<stdin>", "0"]
+
+
+def test_stdin_is_read_only_up_to_the_limit() -> None:
+    """`lint -` reads at most MAX_BYTES + 1 bytes and refuses with XML-SIZE; the rest stays unread."""
+    code = "import sys; from conformance.lint import lint_paths\n" \
+           "[(name, found)] = lint_paths(['-'])\n" \
+           "rest = len(sys.stdin.buffer.read())\n" \
+           "print(name, [f.code for f in found], rest)"
+    big = b"<d>" + b"x" * (3 * xmlsafe.MAX_BYTES) + b"</d>"
+    proc = subprocess.run([sys.executable, "-c", code], input=big, capture_output=True, timeout=60, check=True)
+    name, codes, rest = proc.stdout.decode().rsplit(" ", 2)
+    assert (name, codes) == ("<stdin>", "['XML-SIZE']")
+    assert int(rest) == len(big) - xmlsafe.MAX_BYTES - 1
+
+
+def test_oversize_file_is_refused_unread(tmp_path: Path) -> None:
+    big = tmp_path / "big.xml"
+    big.write_bytes(b"<d>" + b"x" * xmlsafe.MAX_BYTES + b"</d>")
+    [(_, found)] = lint_paths([str(big)])
+    assert [f.code for f in found] == ["XML-SIZE"] and f"limit is {xmlsafe.MAX_BYTES}" in found[0].message
+
+
+def test_attribute_flood_is_refused_in_under_a_second(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    flood = tmp_path / "flood.xml"
+    flood.write_bytes(samples.sample("IdentityNotice").replace(
+        b"<Sex>", b"<Sex " + b" ".join(b'a%d="1"' % i for i in range(150_000)) + b">", 1))
+    start = time.perf_counter()
+    assert run_lint(args(str(flood))) == 1
+    assert time.perf_counter() - start < 1.0
+    out = capsys.readouterr().out
+    assert "XML-ATTRIBUTES" in out and len(out) < 1000

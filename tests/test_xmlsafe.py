@@ -80,3 +80,23 @@ def test_processing_instructions_are_dropped_and_comments_kept() -> None:
 
 def test_string_input_is_utf8() -> None:
     assert xmlsafe.parse("<d>葛\U000e0100</d>").text == "葛\U000e0100"
+
+
+def test_attribute_flood_is_refused_fast() -> None:
+    data = b"<d " + b" ".join(b'a%d="1"' % i for i in range(150_000)) + b"/>"
+    start = time.perf_counter()
+    with pytest.raises(HarnessError) as e:
+        xmlsafe.parse(data)
+    assert time.perf_counter() - start < 1.0
+    assert [f.code for f in e.value.findings] == ["XML-ATTRIBUTES"]
+    assert "150000 attributes" in e.value.findings[0].message
+
+
+def test_utf8_bom_with_a_latin1_declaration_is_refused_like_without() -> None:
+    decl = b'<?xml version="1.0" encoding="latin-1"?><d>\xe9</d>'
+    found = []
+    for data in (decl, b"\xef\xbb\xbf" + decl):
+        with pytest.raises(HarnessError) as e:
+            xmlsafe.parse(data)
+        found.append([(f.code, f.message) for f in e.value.findings])
+    assert found[0] == found[1] and found[0][0][0] == "XML-ENCODING"
