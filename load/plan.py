@@ -1,0 +1,253 @@
+"""Turn a schedule into requests: what each action sends, which residents must exist first, and which messages
+its route requires before the cascade counts as done.
+
+Why prepared ahead: the Locust processes (gevent) then only replay bytes at the intended times, so a run with
+workers sends exactly what a single process sends for the same seed; the domain work (synthetic residents,
+envelopes) is done once, by the same builders the conformance scenarios use (``conformance.residents``,
+``conformance.scenario`` XML helpers, ``conformance.envelope``).
+
+API::
+
+    Tenant(tenant, sut_lg, peers)                              from POST /control/tenants
+    build_plan(actions, tenant, day, compress, seed) -> Plan
+    Plan.setup: list[list[Step]]   phases run in order before the clock starts (fixture persons, 転出予定 ones)
+    Plan.actions: list[dict]       {"i", "t" (run seconds), "fn", "role", "steps", "require"}
+    Plan.centre_cards: list[(住民票コード, cert serial)]   cards to register with the centre once the SUT has
+                                   given their persons a 識別番号 (kiosk actions)
+    Step = {"kind": "counter", "body": envelope text} | {"kind": "send", "body": control /send JSON}
+         | {"kind": "wait", "arrow": n, "type": T, "key": K}   until the message of type T on arrow n whose body
+                                   holds K has been delivered to the SUT (its delivery record is in the trace)
+    require = [[arrow, MessageType, key], ...]   messages the route requires; key = 住民票コード, or the KioskId
+                                   (kiosk) or RequestNo (広域交付) when the route's messages carry no 住民票コード
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from conformance.envelope import build, header, new_id
+from conformance.model import Resident
+from conformance.residents import ResidentFactory, make_faker, municipality_for
+from conformance.scenario import address_xml, counter_person_xml, jdate_xml, name_xml, resident_xml, subject_xml
+from conformance.xmlsafe import NS, parse
+from load.model import FUNCTIONS, Action
+
+JST = timezone(timedelta(hours=9))
+Step = dict[str, Any]
+
+#: the SUT's own messages each function's route requires, per person (arrow, type); see docs/sut-contract.md §3
+CHANGE = [(8, "IdentityNotice"), (21, "ResidentTransfer"), (18, "AddresseeRecord")]
+REQUIRED: dict[str, list[tuple[int, str]]] = {
+    "move_in": [*CHANGE, (8, "MoveInNotice")],
+    "move_out": CHANGE,
+    "tenkyo": CHANGE,
+    "copy": [],
+    "card_issue": [(13, "CardIssuanceRequest"), (10, "CardManagementInfo")],
+    "identity_query": [(13, "IdentityQuery")],
+    "wide_area_copy": [(8, "WideAreaCopyInfo")],
+    "peer_moveout_cert": [(8, "MoveOutCertInfo")],
+    "special_move_in": [*CHANGE, (8, "MoveInNotice"), (10, "CardManagementInfo")],
+    "e_application": [(8, "IdentityNotice"), (8, "MoveOutCertInfo")],
+    "kiosk": [(32, "PrintedCertificate")],  # keyed by KioskId: the kiosk route never carries a 住民票コード
+}
+#: functions this version drives; the others are in the model and the report but not sent (docs/load.md)
+DRIVEN = frozenset(REQUIRED)
+#: functions whose persons may serve several actions (nothing they wait for is keyed by the person), so the
+#: fixtures stay bounded: after POOL_SIZE fresh persons, action i reuses person i mod POOL_SIZE
+POOLED = frozenset({"copy", "kiosk"})
+POOL_SIZE = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    tenant: str
+    sut_lg: str
+    peers: tuple[str, ...]
+
+
+@dataclass
+class Plan:
+    setup: list[list[Step]] = field(default_factory=lambda: [[], []])
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)
+    centre_cards: list[tuple[str, str]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"actions": self.actions, "skipped": self.skipped}
+
+
+def _element(text: str) -> Any:
+    root = parse(f'<_w xmlns="{NS}">{text}</_w>')
+    return next(c for c in root if isinstance(c.tag, str))
+
+
+def _esc(s: str) -> str:
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+class _Builder:
+    def __init__(self, tenant: Tenant, day: date) -> None:
+        self.t = tenant
+        self.day = day
+        self.sent_at = datetime.combine(day, datetime.min.time(), JST).replace(hour=9)
+
+    def counter(self, op: str, inner: str) -> Step:
+        el = _element(f"<CounterRequest><OperationDate>{self.day.isoformat()}</OperationDate>"
+                      f"<Staff>負荷試験</Staff><{op}>{inner}</{op}></CounterRequest>")
+        h = header("CounterRequest", ("counter", self.t.sut_lg), ("juki", self.t.sut_lg),
+                   sent_at=self.sent_at, business_date=self.day)
+        return {"kind": "counter", "op": op, "body": build(h, el).decode("utf-8")}
+
+    def send(self, mtype: str, body: str, frm: tuple[str, str], to: str = "cs") -> Step:
+        xml = body.replace(f"<{mtype}>", f'<{mtype} xmlns="{NS}">', 1)
+        return {"kind": "send", "op": mtype, "body": {
+            "actor": frm[0], "lg_code": frm[1], "to": to, "to_lg": self.t.sut_lg, "type": mtype,
+            "body": xml, "correlation_id": None, "business_date": self.day.isoformat(), "raw": None}}
+
+    def record(self, r: Resident) -> Step:
+        """職権記載 of a fixture person (how conformance scenarios load residents into the SUT)."""
+        since = r.resident_since or r.birth_date
+        body = (f"<Action>記載</Action><Basis>負荷試験の住民（試験用）</Basis>{jdate_xml(since, 'EventDate')}"
+                f"{counter_person_xml(r)}{address_xml(r.address, 'NewAddress')}")
+        return self.counter("OfficialCorrection", body)
+
+    def address(self, lg: str, seed: int) -> str:
+        return str(address_xml(make_faker(f"load:{seed}:{lg}").address_in(municipality_for(lg)), "NewAddress"))
+
+    def move_out(self, r: Resident, to_lg: str, seed: int) -> Step:
+        return self.counter("MovingNotification", (
+            f"<Kind>国内転出</Kind>{jdate_xml(self.day + timedelta(days=7), 'EventDate')}"
+            f"<ToLgCode>{to_lg}</ToLgCode>{self.address(to_lg, seed)}"
+            f"<Person><JuminhyoCode>{r.juminhyo_code}</JuminhyoCode></Person>"))
+
+
+def build_plan(actions: Sequence[Action], tenant: Tenant, day: date, compress: float) -> Plan:
+    """Requests for every action (times divided by ``compress``), the fixture persons they need, and what
+    each cascade must produce."""
+    b = _Builder(tenant, day)
+    plan = Plan()
+    peer0 = tenant.peers[0] if tenant.peers else municipality_for("011002").lg_code
+    pools: dict[str, list[Resident]] = {fn: [] for fn in POOLED}
+    for a in actions:
+        if a.function not in DRIVEN:
+            plan.skipped[a.function] = plan.skipped.get(a.function, 0) + 1
+            continue
+        peer = tenant.peers[a.seed % len(tenant.peers)] if tenant.peers else peer0
+        home = peer if a.function == "special_move_in" else tenant.sut_lg
+        f = ResidentFactory(a.seed, home, hard_share=0.0, today=day)
+        r = replace(f.resident(), honseki=None, card_no=None, card_serial=None)
+        steps: list[Step]
+        pool = pools.get(a.function)
+        reuse = pool[a.index % POOL_SIZE] if pool is not None and len(pool) >= POOL_SIZE else None
+        key = r.juminhyo_code
+        if a.function in ("special_move_in", "e_application", "kiosk"):
+            r = reuse or replace(r, card_no=f.p.card_no(), card_serial=f.p.cert_serial())
+            steps, key = _card_holder(b, plan, a, r, peer, fresh=reuse is None)
+            if pool is not None and reuse is None:
+                pool.append(r)
+        elif a.function == "move_in":
+            steps = [b.counter("MovingNotification", (
+                f"<Kind>国内転入</Kind>{jdate_xml(day - timedelta(days=3), 'EventDate')}"
+                f"<FromLgCode>{peer}</FromLgCode>{b.address(tenant.sut_lg, a.seed)}"
+                f"<MoveOutCertificateNo>MOC-{r.juminhyo_code}</MoveOutCertificateNo>"
+                f"{counter_person_xml(r)}"))]
+        else:
+            if a.function == "peer_moveout_cert":
+                card = replace(r, card_no=f.p.card_no(), card_serial=f.p.cert_serial())
+                plan.setup[0].append(b.record(card))
+                plan.setup[1].append(b.move_out(card, peer, a.seed))
+                steps = [b.send("MoveOutCertRequest", (
+                    f"<MoveOutCertRequest><RequestNo>{new_id('REQ')}</RequestNo><MoveInLgCode>{peer}</MoveInLgCode>"
+                    f"<MoveOutLgCode>{tenant.sut_lg}</MoveOutLgCode>{subject_xml(card)}"
+                    f"<CardNo>{card.card_no}</CardNo></MoveOutCertRequest>"), ("peer", peer))]
+                r = card
+            else:
+                if reuse is not None:
+                    r = reuse
+                else:
+                    plan.setup[0].append(b.record(r))
+                    if pool is not None:
+                        pool.append(r)
+                steps = [_existing(b, a, r, peer)]
+                if a.function == "wide_area_copy":
+                    key = steps[0]["request_no"]
+        require = [[arrow, mtype, key] for arrow, mtype in REQUIRED[a.function]]
+        plan.actions.append({"i": a.index, "t": a.t / compress, "fn": a.function, "role": FUNCTIONS[a.function][0],
+                             "steps": steps, "require": require, "jcode": r.juminhyo_code})
+    return plan
+
+
+def _card_holder(b: _Builder, plan: Plan, a: Action, r: Resident, peer: str, *, fresh: bool = True
+                 ) -> tuple[list[Step], str]:
+    """特例転入, online 転出 and kiosk issuance: the flows of a card holder (F09, F30, F05 scenarios)."""
+    if a.function == "special_move_in":
+        cert = new_id("MOC")
+        info = b.send("MoveOutCertInfo", (
+            f"<MoveOutCertInfo><CertificateNo>{cert}</CertificateNo><MoveOutLgCode>{peer}</MoveOutLgCode>"
+            f"<MoveInLgCode>{b.t.sut_lg}</MoveInLgCode>{jdate_xml(b.day - timedelta(days=2), 'PlannedMoveOutDate')}"
+            f"<NotifiedDate>{(b.day - timedelta(days=10)).isoformat()}</NotifiedDate>"
+            f"{b.address(b.t.sut_lg, a.seed).replace('NewAddress', 'PlannedAddress')}"
+            f"<Member>{resident_xml(r)}<CardNo>{r.card_no}</CardNo></Member></MoveOutCertInfo>"),
+            ("national", b.t.sut_lg))
+        confirm = b.counter("SpecialMoveInConfirm", (
+            f"<CertificateNo>{cert}</CertificateNo><CardNo>{r.card_no}</CardNo>"
+            f"{jdate_xml(b.day - timedelta(days=1), 'MoveInDate')}{b.address(b.t.sut_lg, a.seed)}"
+            f"<JuminhyoCode>{r.juminhyo_code}</JuminhyoCode>"))
+        wait = {"kind": "wait", "arrow": 9, "type": "MoveOutCertInfo", "key": r.juminhyo_code}
+        return [info, wait, confirm], r.juminhyo_code
+    if fresh:
+        plan.setup[0].append(b.record(r))
+    if a.function == "e_application":
+        app = new_id("APP")
+        ea = b.send("EApplication", (
+            f"<EApplication><ApplicationId>{app}</ApplicationId><Kind>転出届・転入予約</Kind>"
+            f"<SubmittedAt>{b.sent_at.isoformat()}</SubmittedAt><LgCode>{b.t.sut_lg}</LgCode>"
+            f"<Applicant>{name_xml(r.name)}{jdate_xml(r.birth_date, 'BirthDate')}</Applicant>"
+            f"{address_xml(r.address, 'CurrentAddress')}"
+            f"<PlannedMoveOutDate>{(b.day + timedelta(days=3)).isoformat()}</PlannedMoveOutDate>"
+            f"{b.address(peer, a.seed).replace('NewAddress', 'Destination')}"
+            f"<CertSerial>{r.card_serial}</CertSerial><Signature>c2lnbmVk</Signature></EApplication>"),
+            ("portal", b.t.sut_lg), to="counter")
+        process = b.counter("EApplicationProcessOp", f"<ApplicationId>{app}</ApplicationId>")
+        return [ea, {"kind": "wait", "arrow": 35, "type": "EApplication", "key": app}, process], r.juminhyo_code
+    kiosk_id = f"K-{a.seed}"
+    if fresh:
+        plan.centre_cards.append((r.juminhyo_code, str(r.card_serial)))
+    op = b.send("KioskOperation", (
+        f"<KioskOperation><OperationNo>{new_id('OP')}</OperationNo><KioskId>{kiosk_id}</KioskId>"
+        f"<CertSerial>{r.card_serial}</CertSerial><PinOk>true</PinOk><Request><CertificateKind>住民票の写し"
+        "</CertificateKind><Scope>本人</Scope><Copies>1</Copies><Options><Relationship>false</Relationship>"
+        "<Honseki>false</Honseki></Options></Request></KioskOperation>"), ("resident", b.t.sut_lg), to="kiosk")
+    return [op], kiosk_id
+
+
+def _existing(b: _Builder, a: Action, r: Resident, peer: str) -> Step:
+    """The request of an action on a person already recorded in the SUT."""
+    code = f"<JuminhyoCode>{r.juminhyo_code}</JuminhyoCode>"
+    if a.function == "move_out":
+        return b.move_out(r, peer, a.seed)
+    if a.function == "tenkyo":
+        return b.counter("MovingNotification", (
+            f"<Kind>転居</Kind>{jdate_xml(b.day, 'EventDate')}{b.address(b.t.sut_lg, a.seed + 1)}"
+            f"<Person>{code}</Person>"))
+    if a.function == "copy":
+        return b.counter("CopyRequest", (
+            f"{code}<Scope>本人</Scope><Requester>本人</Requester><Purpose>{_esc('就職')}</Purpose>"
+            "<Relationship>false</Relationship><Honseki>false</Honseki><IncludeMyNumber>false</IncludeMyNumber>"
+            "<IncludeJuminhyoCode>false</IncludeJuminhyoCode>"))
+    if a.function == "card_issue":
+        return b.counter("CardIssueOp", f"{code}<ApplicationNo>{new_id('APP')}</ApplicationNo>"
+                                        "<CheckedDocument>運転免許証</CheckedDocument>")
+    if a.function == "identity_query":
+        return b.counter("IdentityQueryOp", f"<Purpose>転入審査</Purpose>{code}")
+    if a.function == "wide_area_copy":
+        req = new_id("REQ")
+        step = b.send("WideAreaCopyRequest", (
+            f"<WideAreaCopyRequest><RequestNo>{req}</RequestNo><IssuingLgCode>{peer}</IssuingLgCode>"
+            f"{subject_xml(r)}<Scope>本人</Scope><Options><Relationship>false</Relationship>"
+            "<IncludeMyNumber>false</IncludeMyNumber></Options></WideAreaCopyRequest>"), ("peer", peer))
+        return {**step, "request_no": req}
+    raise ValueError(f"no request for {a.function}")

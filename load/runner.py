@@ -1,0 +1,341 @@
+"""``juki-harness load``: start the harness, prepare a plan, run Locust on it, check the trace, write the report.
+
+Why Locust runs as a subprocess: Locust is gevent (it monkey-patches the standard library) while the gateway,
+the simulators and the reference SUT are asyncio; one process cannot host both. A subprocess also gives
+master + workers for free (``--workers N``) and Locust's own CSV/HTML. This process hosts the harness,
+samples CPU (psutil) and the gateway's delivery lanes, runs conformance samples beside the load, and judges.
+
+API::
+
+    LoadOptions(...)                      what the command line asks
+    await run_load(opts, out=print) -> LoadOutcome     never raises for a SUT problem (that is a verdict)
+    LoadOutcome.exit_code                 0 ok, 1 a threshold or conformance under load failed
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psutil
+
+from conformance.engine import Engine, Harness
+from conformance.errors import fail
+from load.checks import TraceVerdict, check_trace
+from load.model import LoadModel, Scale
+from load.plan import JST, Plan, Tenant, build_plan
+from load.stats import Stats, Threshold, parse_threshold
+from simulators.runtime import Runtime
+
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+_IDNO = re.compile(r"<Label>識別番号:(\d{11})</Label>\s*<Value>([^<]+)</Value>")
+DEFAULT_SAMPLES = ("F01-P01", "F03-P01", "F07-P01", "F08-P01", "F20-P01")
+
+
+@dataclass
+class LoadOptions:
+    sut: str = "reference"
+    profile: str = "peak-day"
+    scale: str = "municipality:100000"
+    day: date = date(2026, 3, 30)
+    compress: float = 600.0
+    duration: float | None = None
+    rate: float | None = None
+    workers: int = 0
+    web: bool = False
+    web_port: int = 8089
+    thresholds: Sequence[str] = ()
+    out: Path = Path("load-results")
+    seed: int = 1
+    config: str | None = None
+    samples: Sequence[str] = DEFAULT_SAMPLES
+    cascade_timeout: float = 30.0
+    late_ms: float = 100.0
+    max_inflight: int = 1000
+    setup_concurrency: int = 16
+
+
+@dataclass
+class LoadOutcome:
+    stats: Stats
+    thresholds: list[tuple[Threshold, bool, float]] = field(default_factory=list)
+    trace: TraceVerdict | None = None
+    conformance: list[dict[str, Any]] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def conformance_ok(self) -> bool:
+        return all(r["verdict"] == "pass" for r in self.conformance)
+
+    @property
+    def exit_code(self) -> int:
+        if self.error:
+            return 2
+        failed = any(not ok for _, ok, _ in self.thresholds)
+        trace_bad = self.trace is not None and not self.trace.ok
+        return 1 if failed or trace_bad or not self.conformance_ok else 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def harness_for(opts: LoadOptions, data_dir: Path) -> AsyncIterator[Runtime]:
+    """The running harness with the SUT the options name (reference, stub, or a vendor's URL)."""
+    from simulators.config import load_config
+
+    # a vendor's SUT sends to the gateway's configured port; our own SUTs learn an ephemeral one
+    cfg = load_config(opts.config, data_dir=data_dir, port=None if opts.sut.startswith("http") else 0)
+    if opts.sut == "reference":
+        async with Runtime(cfg, with_reference_sut=True) as rt:
+            yield rt
+    elif opts.sut == "stub":
+        async with Runtime(cfg) as rt, _stub_sut(rt) as url:
+            rt.sut_url = url
+            rt.config = rt.config.with_sut(inbound_url=f"{url}/inbound", counter_url=f"{url}/counter")
+            rt.gateway.set_sut(rt.config)
+            yield rt
+    elif opts.sut.startswith(("http://", "https://")):
+        url = opts.sut.rstrip("/")
+        async with Runtime(cfg.with_sut(inbound_url=f"{url}/inbound", counter_url=f"{url}/counter")) as rt:
+            yield rt
+    else:
+        raise fail("LOAD-SUT", f"--sut {opts.sut!r}: use reference, stub or the SUT's base URL (http://…)")
+
+
+@contextlib.asynccontextmanager
+async def _stub_sut(rt: Runtime) -> AsyncIterator[str]:
+    """The fast stub SUT (simulators/stub_sut.py), wired like runtime._reference_sut wires the reference."""
+    try:
+        from simulators.stub_sut import start_stub_sut  # type: ignore[import-not-found, unused-ignore]
+    except ModuleNotFoundError:
+        raise fail("LOAD-STUB", "--sut stub: simulators/stub_sut.py is not there yet; use --sut reference") from None
+    from simulators.reference.config import RefConfig
+
+    cfg = rt.config
+    ref = RefConfig(lg_code=cfg.sut.lg_code, gateway_url=rt.gateway_url, token=cfg.sut.token,
+                    inbound_token=cfg.gateway.tokens.gateway_to_sut, data_dir=cfg.gateway.data_dir / "stub",
+                    host=cfg.reference.host, port=cfg.reference.port, defects=frozenset())
+    async with start_stub_sut(ref) as url:
+        yield str(url).rstrip("/")
+
+
+async def _run_setup(h: Harness, tenant: Tenant, plan: Plan, concurrency: int) -> list[str]:
+    """Fixture persons first (職権記載), then those who must be 転出予定, then the kiosk users' cards at the
+    centre (by the 識別番号 the SUT printed on the 処理票); returns the failures."""
+    sem = asyncio.Semaphore(concurrency)
+    errors: list[str] = []
+    idno: dict[str, str] = {}
+
+    async def one(step: dict[str, Any]) -> None:
+        async with sem:
+            status, body = await h.counter(tenant.tenant, step["body"].encode("utf-8"))
+        if status != 200 or b"<Status>accepted</Status>" not in body:
+            errors.append(f"{step['op']}: HTTP {status}")
+        for code, number in _IDNO.findall(body.decode("utf-8", "replace")):
+            idno[code] = number
+
+    for phase in plan.setup:
+        await asyncio.gather(*(one(s) for s in phase))
+    cards = [{"cert_serial": serial, "identification_no": idno[code], "lg_code": tenant.sut_lg}
+             for code, serial in plan.centre_cards if code in idno]
+    if len(cards) < len(plan.centre_cards):
+        errors.append(f"{len(plan.centre_cards) - len(cards)} kiosk user(s) got no 識別番号 from the SUT")
+    if cards:
+        await h.seed(tenant.tenant, {"actor": "centre", "lg_code": tenant.sut_lg, "kind": "cards",
+                                     "data": {"cards": cards}})
+    return errors
+
+
+async def _quiet(h: Harness, tenant: str, quiet: float = 0.5, limit: float = 20.0) -> int:
+    """The trace's last seq once it has stopped growing for ``quiet`` s (the fixtures' cascades are done)."""
+    end = time.monotonic() + limit
+    last = await h.last_seq(tenant)
+    while time.monotonic() < end:
+        await asyncio.sleep(quiet)
+        now = await h.last_seq(tenant)
+        if now == last:
+            return now
+        last = now
+    return last
+
+
+def locust_commands(opts: LoadOptions, plan_path: Path, out: Path) -> list[list[str]]:
+    """The Locust command lines: one process, or a master and ``workers`` workers on loopback."""
+    base = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--csv", str(out / "locust"),
+            "--html", str(out / "locust.html"), "--loglevel", "WARNING"]
+    ui = (["--web-host", "127.0.0.1", "--web-port", str(opts.web_port), "--autostart", "--autoquit", "5"]
+          if opts.web
+          else ["--headless", "--only-summary"])
+    if opts.workers <= 0:
+        return [base + ui]
+    port = _free_port()
+    master = base + ui + ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+                          "--expect-workers", str(opts.workers)]
+    worker = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker", "--master-host", "127.0.0.1",
+              "--master-port", str(port), "--loglevel", "WARNING"]
+    return [master] + [list(worker) for _ in range(opts.workers)]
+
+
+async def _samples(h: Harness, ids: Sequence[str], stop: asyncio.Event, seed: int) -> list[dict[str, Any]]:
+    """Conformance scenarios in their own tenants, round after round while the load runs (at least one)."""
+    from conformance.scenario import load_suite
+
+    suite = load_suite()
+    chosen = [s for s in suite.scenarios if s.id in set(ids)]
+    results: list[dict[str, Any]] = []
+    rnd = 0
+    while True:
+        engine = Engine(h, run_seed=seed * 7919 + rnd)  # a new seed each round: new residents, new ids
+        for sc in chosen:
+            r = await engine.run(sc)
+            results.append({"scenario": sc.id, "round": rnd, "verdict": r.verdict, "duration": round(r.duration, 3),
+                            "error": r.error, "failures": [o.message for o in r.failures()][:3]})
+        rnd += 1
+        if stop.is_set() or not chosen:
+            return results
+
+
+class _Sampler:
+    """CPU of this process (gateway, simulators, in-process SUT) and of the Locust processes; lane lengths."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.me = psutil.Process()
+        self.rows: list[dict[str, float]] = []
+        self.locust: list[psutil.Process] = []
+        self.t0 = time.monotonic()
+
+    def attach(self, pids: Sequence[int]) -> None:
+        self.locust = [psutil.Process(p) for p in pids]
+        self.me.cpu_percent(None)
+        for p in self.locust:
+            with contextlib.suppress(psutil.Error):
+                p.cpu_percent(None)
+
+    def sample(self) -> dict[str, float]:
+        lanes = getattr(self.rt.gateway, "_lanes", {})
+        loc = 0.0
+        for p in self.locust:
+            with contextlib.suppress(psutil.Error):
+                loc += p.cpu_percent(None)
+        row = {"t": round(time.monotonic() - self.t0, 3), "gateway_cpu": self.me.cpu_percent(None),
+               "locust_cpu": loc, "lanes": float(sum(len(v) for v in lanes.values())),
+               "trace_seq": float(self.rt.store.last_seq)}
+        self.rows.append(row)
+        return row
+
+
+async def run_load(opts: LoadOptions, out: Callable[[str], None] = print) -> LoadOutcome:
+    """The whole run (see the module docstring)."""
+    from load.report import write_report
+
+    opts.out.mkdir(parents=True, exist_ok=True)
+    model = LoadModel.default()
+    scale = Scale.parse(opts.scale, model.figures)
+    actions = model.schedule(scale, opts.day, opts.seed, opts.profile, rate=opts.rate,
+                             duration=opts.duration if opts.profile == "steady" else None)
+    compress = 1.0 if opts.profile == "steady" else opts.compress
+    if opts.duration is not None:
+        actions = [a for a in actions if a.t / compress < opts.duration]
+    span = max((a.t / compress for a in actions), default=0.0)
+    out(f"load: {len(actions)} actions over {span:.1f} s ({opts.profile}, {scale.kind}, {opts.day}, "
+        f"compress {compress:g}, seed {opts.seed})")
+    with tempfile.TemporaryDirectory(prefix="juki-load-") as tmp:
+        async with harness_for(opts, Path(tmp)) as rt, aiohttp.ClientSession() as session:
+            h = Harness(session, rt.gateway_url, rt.config.gateway.tokens.control)
+            t = await h.create_tenant("load", 3, opts.seed % 2_000_000_000)
+            tenant = Tenant(str(t["tenant"]), str(t["sut_lg"]), tuple(str(p["lg_code"]) for p in t["peers"]))
+            start = datetime.combine(opts.day, datetime.min.time(), JST) + timedelta(hours=8, minutes=30)
+            await h.clock(tenant.tenant, {"set": start.isoformat()})
+            plan = build_plan(actions, tenant, opts.day, compress)
+            t_setup = time.monotonic()
+            errors = await _run_setup(h, tenant, plan, opts.setup_concurrency)
+            since = await _quiet(h, tenant.tenant)
+            out(f"load: {sum(len(p) for p in plan.setup)} fixture operations in {time.monotonic() - t_setup:.1f} s"
+                + (f", {len(errors)} failed: {errors[0]}" if errors else "")
+                + (f"; not driven yet: {plan.skipped}" if plan.skipped else ""))
+            limit = span + opts.cascade_timeout + 10.0
+            doc = {**plan.to_json(), "gateway": rt.gateway_url, "token": rt.config.gateway.tokens.control,
+                   "tenant": tenant.tenant, "since": since, "workers": max(1, opts.workers), "limit": limit,
+                   "out": str(opts.out.resolve()), "late_ms": opts.late_ms, "cascade_timeout": opts.cascade_timeout,
+                   "max_inflight": opts.max_inflight}
+            for old in opts.out.glob("results-*.jsonl"):
+                old.unlink()
+            plan_path = Path(tmp) / "plan.json"  # holds synthetic 個人番号: kept out of the report folder
+            plan_path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+            outcome = await _drive(opts, rt, h, plan_path, since, out)
+            missing = len(plan.actions) - len(outcome.stats.rows)
+            if missing:
+                tail = (opts.out / "locust.log").read_text(encoding="utf-8", errors="replace")[-1500:]
+                outcome.error = (f"{missing} of {len(plan.actions)} actions have no result: a Locust process "
+                                 f"failed (exit {outcome.stats.locust_rc}); the end of locust.log:\n{tail}")
+            outcome.trace = await check_trace(h, session, rt.gateway_url, tenant.tenant, since, plan,
+                                              outcome.stats)
+            outcome.stats.skipped = dict(plan.skipped)
+            outcome.stats.setup_errors = errors
+    outcome.thresholds = [(th, *th.evaluate(outcome.stats)) for th in map(parse_threshold, opts.thresholds)]
+    outcome.files = write_report(outcome, opts, scale)
+    return outcome
+
+
+async def _drive(opts: LoadOptions, rt: Runtime, h: Harness, plan_path: Path, since: int,
+                 out: Callable[[str], None]) -> LoadOutcome:
+    """Run Locust (and the conformance samples beside it) until it stops; progress once a second."""
+    env = {**os.environ, "JUKI_LOAD_PLAN": str(plan_path), "PYTHONUNBUFFERED": "1"}
+    log = (opts.out / "locust.log").open("wb")
+    procs = []
+    try:
+        for cmd in locust_commands(opts, plan_path, opts.out):
+            procs.append(await asyncio.create_subprocess_exec(*cmd, env=env, stdout=log, stderr=log,
+                                                              cwd=str(Path(__file__).parent.parent)))
+        sampler = _Sampler(rt)
+        sampler.attach([p.pid for p in procs])
+        stop = asyncio.Event()
+        samples = asyncio.create_task(_samples(h, opts.samples, stop, opts.seed))
+        t0 = time.monotonic()
+        master = procs[0]
+        every = 1 if opts.duration is not None and opts.duration <= 120 else 10  # progress lines: 1 s or 10 s
+        while master.returncode is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(master.wait(), timeout=1.0)
+            row = sampler.sample()
+            if len(sampler.rows) % every:
+                continue
+            out(f"  {time.monotonic() - t0:6.1f}s  trace {int(row['trace_seq']) - since:7d} records  "
+                f"gateway cpu {row['gateway_cpu']:5.1f}%  locust cpu {row['locust_cpu']:5.1f}%  "
+                f"lanes {int(row['lanes'])}")
+        for p in procs[1:]:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(p.wait(), timeout=10.0)
+            if p.returncode is None:
+                p.kill()
+        stop.set()
+        conformance = await samples
+    finally:
+        for p in procs:
+            if p.returncode is None:
+                p.kill()
+                await p.wait()
+        log.close()
+    stats = Stats.from_results(opts.out)
+    stats.cpu = sampler.rows
+    stats.locust_rc = master.returncode
+    return LoadOutcome(stats=stats, conformance=conformance)

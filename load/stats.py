@@ -1,0 +1,203 @@
+"""Our own numbers for a load run: exact-percentile histograms from the intended send time, drops, thresholds.
+
+Why not Locust's statistics: they round percentiles to two significant digits and, in a closed model, measure
+from the actual send. Every Locust process writes one line per action (``results-N.jsonl``: index, function,
+intended, started, done, status, error — seconds from that process's start); here they are merged into
+HdrHistograms (3 significant digits, microseconds) per function and per second of the run.
+
+API::
+
+    Stats.from_results(folder) -> Stats
+      totals() / by_function / percentiles(fn=None) / series(width=1.0) / to_json()
+    parse_threshold("p95<1s" | "move_in:p99<=500ms" | "dropped<1%" | "errors<0.5%" | "late<5%") -> Threshold
+      Threshold.evaluate(stats) -> (passed, measured)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+from conformance.errors import fail
+
+STATUSES = ("ok", "late", "error", "dropped", "unsent")
+PCTS = (50.0, 95.0, 99.0)
+
+
+def _hist() -> HdrHistogram:
+    return HdrHistogram(1, 3_600_000_000, 3)  # 1 µs .. 1 h
+
+
+@dataclass
+class Row:
+    index: int
+    function: str
+    intended: float
+    started: float | None
+    done: float | None
+    status: str
+    error: str | None
+
+    @property
+    def latency(self) -> float | None:
+        """Seconds from the intended start to the cascade's end (None if it never completed)."""
+        if self.done is None or self.status not in ("ok", "late"):
+            return None
+        return max(0.0, self.done - self.intended)
+
+    @property
+    def lag(self) -> float | None:
+        return None if self.started is None else max(0.0, self.started - self.intended)
+
+
+@dataclass
+class Stats:
+    rows: list[Row] = field(default_factory=list)
+    cpu: list[dict[str, float]] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)
+    setup_errors: list[str] = field(default_factory=list)
+    locust_rc: int | None = None
+
+    @classmethod
+    def from_results(cls, folder: Path) -> Stats:
+        rows: list[Row] = []
+        for path in sorted(folder.glob("results-*.jsonl")):
+            for line in path.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    i, fn, t, s, d, st, err = json.loads(line)
+                    rows.append(Row(int(i), str(fn), float(t), s, d, str(st), err))
+        rows.sort(key=lambda r: r.index)
+        return cls(rows=rows)
+
+    # -- totals
+
+    def totals(self) -> dict[str, int]:
+        c = Counter(r.status for r in self.rows)
+        return {"actions": len(self.rows), **{s: c.get(s, 0) for s in STATUSES}}
+
+    def by_function(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for r in self.rows:
+            d = out.setdefault(r.function, {s: 0 for s in STATUSES})
+            d[r.status] += 1
+        return dict(sorted(out.items()))
+
+    def histogram(self, fn: str | None = None, *, lag: bool = False) -> HdrHistogram:
+        h = _hist()
+        for r in self.rows:
+            if fn is None or r.function == fn:
+                v = r.lag if lag else r.latency
+                if v is not None:
+                    h.record_value(max(1, int(v * 1e6)))
+        return h
+
+    def percentiles(self, fn: str | None = None, *, lag: bool = False) -> dict[str, float | None]:
+        h = self.histogram(fn, lag=lag)
+        if h.get_total_count() == 0:
+            return {"p50": None, "p95": None, "p99": None, "max": None, "count": 0}
+        out: dict[str, float | None] = {f"p{p:g}": h.get_value_at_percentile(p) / 1e6 for p in PCTS}
+        out["max"] = h.get_max_value() / 1e6
+        out["count"] = float(h.get_total_count())
+        return out
+
+    def series(self, width: float = 1.0) -> dict[str, Any]:
+        """Per ``width``-second bucket of intended time: completions, drops/late, errors and percentiles."""
+        if not self.rows:
+            return {"t": [], "completed": [], "dropped": [], "late": [], "errors": [], "functions": {}}
+        n = int(max(r.intended for r in self.rows) // width) + 1
+        comp, drop, late, errs = [0] * n, [0] * n, [0] * n, [0] * n
+        hists: dict[str, list[HdrHistogram | None]] = {}
+        for r in self.rows:
+            b = int(r.intended // width)
+            if r.status in ("ok", "late"):
+                comp[b] += 1
+            if r.status in ("dropped", "unsent"):
+                drop[b] += 1
+            if r.status == "late":
+                late[b] += 1
+            if r.status == "error":
+                errs[b] += 1
+            v = r.latency
+            if v is not None:
+                hs = hists.setdefault(r.function, [None] * n)
+                if hs[b] is None:
+                    hs[b] = _hist()
+                h = hs[b]
+                assert h is not None
+                h.record_value(max(1, int(v * 1e6)))
+        fns: dict[str, dict[str, list[float | None]]] = {}
+        for fn, hs in sorted(hists.items()):
+            fns[fn] = {k: [] for k in ("p50", "p95", "p99", "max")}
+            for h in hs:
+                for p in PCTS:
+                    fns[fn][f"p{p:g}"].append(None if h is None else h.get_value_at_percentile(p) / 1e6)
+                fns[fn]["max"].append(None if h is None else h.get_max_value() / 1e6)
+        return {"t": [i * width for i in range(n)], "completed": comp, "dropped": drop, "late": late,
+                "errors": errs, "functions": fns}
+
+    def errors(self, limit: int = 20) -> list[dict[str, Any]]:
+        c = Counter((r.function, r.error) for r in self.rows if r.status == "error")
+        return [{"function": fn, "error": e, "count": n} for (fn, e), n in c.most_common(limit)]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"totals": self.totals(), "by_function": self.by_function(),
+                "latency": {"all": self.percentiles(), **{fn: self.percentiles(fn) for fn in self.by_function()}},
+                "send_lag": self.percentiles(lag=True), "errors": self.errors(), "skipped": self.skipped,
+                "setup_errors": self.setup_errors[:20], "locust_exit": self.locust_rc}
+
+
+_TH = re.compile(r"^\s*(?:(?P<fn>[a-z_]+):)?(?P<metric>p\d+(?:\.\d+)?|max|dropped|late|errors)\s*"
+                 r"(?P<op><=|<)\s*(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|%)?\s*$")
+
+
+@dataclass(frozen=True)
+class Threshold:
+    text: str
+    function: str | None
+    metric: str
+    op: str
+    value: float  # seconds for latencies, a fraction for rates
+
+    def evaluate(self, stats: Stats) -> tuple[bool, float]:
+        """(passed, measured); a latency threshold with no completed cascade fails (nothing held)."""
+        if self.metric in ("dropped", "late", "errors"):
+            rows = [r for r in stats.rows if self.function is None or r.function == self.function]
+            key = {"dropped": ("dropped", "unsent"), "late": ("late",), "errors": ("error",)}[self.metric]
+            measured = sum(r.status in key for r in rows) / len(rows) if rows else 0.0
+        else:
+            p = stats.percentiles(self.function)
+            got = p["max"] if self.metric == "max" else p.get(self.metric)
+            if got is None:
+                h = stats.histogram(self.function)
+                if h.get_total_count() == 0:
+                    return False, float("nan")
+                got = h.get_value_at_percentile(float(self.metric[1:])) / 1e6
+            measured = float(got)
+        ok = measured <= self.value if self.op == "<=" else measured < self.value
+        return ok, measured
+
+    def describe(self, measured: float) -> str:
+        if self.metric in ("dropped", "late", "errors"):
+            return f"{self.text}: measured {measured * 100:.2f}%"
+        return f"{self.text}: measured {measured * 1000:.1f} ms"
+
+
+def parse_threshold(text: str) -> Threshold:
+    m = _TH.match(text)
+    if m is None:
+        raise fail("LOAD-THRESHOLD", f"bad threshold {text!r}: use e.g. 'p95<1s', 'move_in:p99<=800ms', "
+                                     "'max<5s', 'dropped<1%', 'errors<0.5%'")
+    metric, unit, value = m["metric"], m["unit"], float(m["value"])
+    if metric in ("dropped", "late", "errors"):
+        value = value / 100.0 if unit == "%" else value
+    else:
+        if unit == "%":
+            raise fail("LOAD-THRESHOLD", f"{text!r}: a latency takes ms or s, not %")
+        value = value / 1000.0 if unit == "ms" else value
+    return Threshold(text.strip(), m["fn"], metric, m["op"], value)

@@ -1,0 +1,185 @@
+"""The load model: rates integrate to the day's totals, the shape of a day and a season, seeded schedules,
+thresholds and the plan built from a schedule."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from conformance.errors import HarnessError
+from load.model import FUNCTIONS, LoadModel, Scale
+from load.plan import DRIVEN, POOL_SIZE, POOLED, REQUIRED, Tenant, build_plan
+from load.stats import Row, Stats, parse_threshold
+
+MODEL = LoadModel.default()
+PEAK = date(2026, 3, 30)        # a Monday in the busiest stretch
+ORDINARY = date(2026, 6, 10)    # a Wednesday in June
+
+
+@pytest.mark.parametrize("scale", ["national", "prefecture:13", "municipality:68000"])
+@pytest.mark.parametrize("day", [PEAK, ORDINARY, date(2026, 4, 5)])
+def test_rates_integrate_to_the_days_totals(scale: str, day: date) -> None:
+    sc = Scale.parse(scale)
+    totals = MODEL.day_totals(sc, day)
+    rates = MODEL.rates(sc, day)
+    assert set(rates) == set(FUNCTIONS)
+    for fn, per_minute in rates.items():
+        assert len(per_minute) == 1440
+        assert sum(per_minute) == pytest.approx(totals[fn], rel=1e-9, abs=1e-9)
+
+
+def test_national_peak_day_is_of_the_order_the_domain_gives() -> None:
+    t = MODEL.day_totals(Scale.parse("national"), PEAK)
+    # DOMAIN.md: ≈100k moving-ins, ≈100k moving-outs, ≈100k in-municipality moves, 100k+ kiosk certificates
+    assert 40_000 < t["move_in"] + t["special_move_in"] < 150_000
+    assert 40_000 < t["tenkyo"] < 150_000
+    assert t["kiosk"] > 80_000
+
+
+def test_peak_day_is_four_to_five_times_an_ordinary_day() -> None:
+    sc = Scale.parse("municipality:100000")
+    ratio = MODEL.day_totals(sc, PEAK)["move_in"] / MODEL.day_totals(sc, ORDINARY)["move_in"]
+    assert 4.0 <= ratio <= 5.0
+    edge = MODEL.day_totals(sc, date(2026, 3, 20))["move_in"] / MODEL.day_totals(sc, ORDINARY)["move_in"]
+    assert 1.0 < edge < ratio
+
+
+def test_counter_and_kiosk_hours_and_the_busiest_hours() -> None:
+    rates = MODEL.rates(Scale.parse("national"), PEAK)
+    counter, kiosk = rates["move_in"], rates["kiosk"]
+    assert all(r == 0 for r in counter[: 8 * 60 + 30]) and counter[8 * 60 + 30] > 0
+    assert counter[17 * 60 + 14] > 0 and all(r == 0 for r in counter[17 * 60 + 15:])
+    assert all(r == 0 for r in kiosk[: 6 * 60 + 30]) and kiosk[6 * 60 + 30] > 0
+    assert kiosk[22 * 60 + 59] > 0 and all(r == 0 for r in kiosk[23 * 60:])
+    busiest = max(range(1440), key=lambda m: counter[m])
+    assert 11 * 60 <= busiest < 14 * 60
+
+
+def test_counters_are_closed_on_a_sunday_but_kiosks_are_not() -> None:
+    t = MODEL.day_totals(Scale.parse("national"), date(2026, 3, 29))
+    assert t["move_in"] == 0 and t["copy"] == 0 and t["kiosk"] > 0
+
+
+def test_scales_are_population_shares_and_bad_ones_are_refused() -> None:
+    assert Scale.parse("national").share == 1.0
+    tokyo = Scale.parse("prefecture:13")
+    assert 0.10 < tokyo.share < 0.12 and tokyo.kind == "prefecture:13"
+    assert Scale.parse("municipality:126146").share == pytest.approx(0.001, rel=1e-3)
+    for bad in ("prefecture:48", "municipality:-5", "city:3", "national:1"):
+        with pytest.raises(HarnessError) as e:
+            Scale.parse(bad)
+        assert e.value.findings[0].code == "LOAD-SCALE"
+
+
+def test_schedule_totals_are_the_rounded_day_totals_in_time_order() -> None:
+    sc = Scale.parse("municipality:300000")
+    sched = MODEL.schedule(sc, PEAK, seed=5)
+    totals = MODEL.day_totals(sc, PEAK)
+    for fn, tot in totals.items():
+        assert sum(a.function == fn for a in sched) == int(tot + 0.5)
+    assert [a.t for a in sched] == sorted(a.t for a in sched)
+    assert [a.index for a in sched] == list(range(len(sched)))
+    assert sched[0].t >= 0  # from the earliest opening (06:30)
+
+
+def test_same_seed_same_schedule_different_seed_different() -> None:
+    sc = Scale.parse("municipality:100000")
+    a = MODEL.schedule(sc, PEAK, seed=11)
+    b = MODEL.schedule(sc, PEAK, seed=11)
+    c = MODEL.schedule(sc, PEAK, seed=12)
+    assert [x.to_json() for x in a] == [x.to_json() for x in b]
+    assert [x.to_json() for x in a] != [x.to_json() for x in c]
+    assert len(a) == len(c)  # the seed moves the times, not the day's totals
+
+
+def test_steady_and_season_profiles() -> None:
+    sc = Scale.parse("municipality:100000")
+    steady = MODEL.schedule(sc, PEAK, seed=1, profile="steady", rate=20.0, duration=10.0)
+    assert 195 <= len(steady) <= 205 and max(a.t for a in steady) < 10.0
+    season = MODEL.schedule(sc, PEAK, seed=1, profile="season")
+    days = {int(a.t // 86400) for a in season}
+    assert min(days) == 0 and max(days) == 21  # 20 March .. 10 April
+    with pytest.raises(HarnessError):
+        MODEL.schedule(sc, PEAK, seed=1, profile="steady")
+    with pytest.raises(HarnessError):
+        MODEL.schedule(sc, PEAK, seed=1, profile="weekly")
+
+
+def test_plan_requires_the_routes_messages_and_fixtures_for_existing_persons() -> None:
+    sc = Scale.parse("municipality:200000")
+    sched = MODEL.schedule(sc, PEAK, seed=3)[:400]
+    plan = build_plan(sched, Tenant("T-x", "131016", ("011002", "473821")), PEAK, compress=600.0)
+    assert len(plan.actions) + sum(plan.skipped.values()) == len(sched)
+    assert set(FUNCTIONS) == DRIVEN and not plan.skipped
+    by_fn = {a["fn"] for a in plan.actions}
+    assert {"move_in", "copy", "kiosk", "tenkyo"} <= by_fn
+    assert len(plan.centre_cards) == min(POOL_SIZE, sum(a["fn"] == "kiosk" for a in plan.actions))
+    for a in plan.actions:
+        assert [(ar, t) for ar, t, _ in a["require"]] == REQUIRED[a["fn"]]
+        keyed_by_jcode = a["fn"] not in ("kiosk", "wide_area_copy")  # their routes carry no 住民票コード
+        assert all((code == a["jcode"]) is keyed_by_jcode for _, _, code in a["require"])
+        assert a["t"] == pytest.approx(sched[a["i"]].t / 600.0)
+    existing = sum(a["fn"] not in ("move_in", "special_move_in") for a in plan.actions)
+    pooled = {fn: sum(a["fn"] == fn for a in plan.actions) for fn in POOLED}
+    reused = sum(max(0, n - POOL_SIZE) for n in pooled.values())
+    assert pooled["copy"] > POOL_SIZE  # the pool is exercised
+    # one 職権記載 per person an action finds already recorded; copy and kiosk persons serve several actions
+    assert len(plan.setup[0]) == existing - reused
+    copy_codes = [a["jcode"] for a in plan.actions if a["fn"] == "copy"]
+    assert len(set(copy_codes)) == POOL_SIZE
+    assert len(plan.setup[1]) == sum(a["fn"] == "peer_moveout_cert" for a in plan.actions)
+
+
+def _stats() -> Stats:
+    rows = [Row(i, "move_in", float(i), float(i), i + 0.010 * (i + 1), "ok", None) for i in range(100)]
+    rows.append(Row(100, "copy", 1.0, None, None, "dropped", "1000 cascades open"))
+    return Stats(rows=rows)
+
+
+def test_percentiles_are_exact_from_the_intended_time() -> None:
+    p = _stats().percentiles("move_in")
+    assert p["p50"] == pytest.approx(0.50, rel=2e-3)
+    assert p["p99"] == pytest.approx(0.99, rel=2e-3)
+    assert p["max"] == pytest.approx(1.00, rel=2e-3)
+    assert _stats().totals() == {"actions": 101, "ok": 100, "late": 0, "error": 0, "dropped": 1, "unsent": 0}
+
+
+@pytest.mark.parametrize(("text", "ok"), [
+    ("p95<1s", True), ("p95<1ms", False), ("move_in:p99<=995ms", True), ("max<900ms", False),
+    ("dropped<1%", True), ("dropped<0.5%", False), ("copy:p95<1s", False),
+])
+def test_thresholds(text: str, ok: bool) -> None:
+    passed, _ = parse_threshold(text).evaluate(_stats())
+    assert passed is ok
+
+
+def test_bad_thresholds_are_refused_with_a_code() -> None:
+    for bad in ("p95 > 1s", "p95<1%", "speed<3"):
+        with pytest.raises(HarnessError) as e:
+            parse_threshold(bad)
+        assert e.value.findings[0].code == "LOAD-THRESHOLD"
+
+
+def test_svg_plot_draws_lines_and_isolated_points() -> None:
+    from load.report import svg_lines
+
+    svg = svg_lines([0.0, 1.0, 2.0, 3.0, 4.0], {"p95": [0.1, 0.2, None, 0.4, None], "max": [None] * 5})
+    assert svg.startswith("<svg") and svg.endswith("</svg>")
+    assert svg.count("<path") == 1 and "M60.0" in svg  # one line for p95; nothing to draw for max
+    assert svg.count("<circle") == 1  # the bucket at x=3 stands alone between gaps
+    assert "■ p95" in svg and "■ max" in svg
+
+
+def test_the_bottleneck_sentence_follows_the_numbers() -> None:
+    from load.report import bottleneck
+    from load.runner import LoadOutcome
+
+    on_time = Stats(rows=[Row(i, "copy", float(i), float(i), i + 0.05, "ok", None) for i in range(100)],
+                    cpu=[{"t": 1.0, "gateway_cpu": 40.0, "locust_cpu": 10.0, "lanes": 0.0, "trace_seq": 0.0}])
+    assert bottleneck(LoadOutcome(stats=on_time)).startswith("Neither was saturated")
+    slow = Stats(rows=[Row(i, "copy", float(i), float(i), i + 3.0, "ok", None) for i in range(100)], cpu=on_time.cpu)
+    assert bottleneck(LoadOutcome(stats=slow)).startswith("The SUT side was the bottleneck")
+    behind = Stats(rows=[Row(i, "copy", float(i), i + 1.0, i + 1.1, "late", None) for i in range(100)],
+                   cpu=[{"t": 1.0, "gateway_cpu": 20.0, "locust_cpu": 99.0, "lanes": 0.0, "trace_seq": 0.0}])
+    assert bottleneck(LoadOutcome(stats=behind)).startswith("The harness was the bottleneck")
