@@ -180,7 +180,8 @@ class CardSimulator(SimBase):
         elif event == "転出":
             card["continued_use_deadline"] = txt(body, "ContinuedUseDeadline")
         elif event == "転入継続利用":
-            card["continued_use_deadline"] = None
+            # with a deadline: the 転入届 is made but the card not yet presented (90 days from the 転入届)
+            card["continued_use_deadline"] = txt(body, "ContinuedUseDeadline")
         if addr is not None and card["identity"]:
             ident = parse(card["identity"])
             old = child(ident, "Address")

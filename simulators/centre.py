@@ -9,8 +9,9 @@ signs only after its PIN was verified, so an empty signature means "PIN not veri
 
 Refusals, each a ``CertificateImage`` with Result refused: outside service hours 6:30–23:00 or 12/29–1/3 on
 the tenant's virtual clock (``CENTRE-HOURS``), unknown or revoked certificate (``CENTRE-SERIAL``,
-``CENTRE-REVOKED``), no signature (``CENTRE-PIN``), wrong signature (``CENTRE-SIGNATURE``), the issuance
-server's not-found or refusal (its code, e.g. ``CERT-NOT-FOUND``), a document whose SHA-256 does not match
+``CENTRE-REVOKED`` — also when card management holds the card as 失効 or 廃止, e.g. after a death), no
+signature (``CENTRE-PIN``), wrong signature (``CENTRE-SIGNATURE``), the issuance server's not-found or
+refusal (its code, e.g. ``CERT-NOT-FOUND``), a document whose SHA-256 does not match
 (``CENTRE-DIGEST``). No 個人番号 anywhere on this route.
 """
 
@@ -27,7 +28,7 @@ from zoneinfo import ZoneInfo
 from lxml import etree
 
 from simulators.base import Message
-from simulators.registry import E, SimBase, child, corr, deep, result_el, seed_fields, txt
+from simulators.registry import E, SimBase, child, corr, deep, result_el, seed_fields, sibling, txt
 
 JST = ZoneInfo("Asia/Tokyo")
 CARD_SECRET = b"juki-harness/card-user-certificate/v1"
@@ -96,6 +97,16 @@ class CentreSimulator(SimBase):
                 "message_id": None})
             req["status"], req["code"] = txt(body, "Result/Status"), txt(body, "Result/Code")
 
+    def _card_lapsed(self, tenant: str | None, serial: str) -> bool:
+        """The card management system knows the card as no longer valid (失効 after a death, 廃止): its user
+        certificate is revoked with it (the centre checks the revocation list, CRL/OCSP)."""
+        card_sim = sibling(self.port, "card")
+        if card_sim is None or not isinstance(card_sim, SimBase):
+            return False
+        st = card_sim.state(tenant)
+        card = st.get("cards", {}).get(st.get("by_serial", {}).get(serial, ""))
+        return card is not None and card.get("status") in ("失効", "廃止")
+
     def _check(self, tenant: str | None, body: etree._Element) -> tuple[str, str, str] | dict[str, Any]:
         """The card's record when the request may go on, else (status, code, detail)."""
         st = self.state(tenant)
@@ -105,7 +116,7 @@ class CentreSimulator(SimBase):
         card = st["cards"].get(serial)
         if card is None:
             return ("refused", "CENTRE-SERIAL", "利用者証明用電子証明書が確認できません")
-        if card["revoked"]:
+        if card["revoked"] or self._card_lapsed(tenant, serial):
             return ("refused", "CENTRE-REVOKED", "利用者証明用電子証明書は失効しています")
         try:
             sig = base64.b64decode(txt(body, "Signature") or "", validate=True)

@@ -14,8 +14,11 @@ import pytest
 
 from conformance.codec import address_el, jdate_el
 from conformance.model import JDate, Resident
+from conformance.mutations import TRAFFIC, apply_traffic
 from conformance.residents import ResidentFactory
 from conformance.rules import find_my_numbers
+from conformance.samples import sample
+from conformance.validate import Validator
 from simulators.reference import DEFECTS, RefConfig, ReferenceSut
 from simulators.reference import defects as defects_mod
 from simulators.reference.testing import E as J
@@ -47,6 +50,7 @@ def test_every_catalogued_defect_is_consulted_and_every_point_is_catalogued() ->
             ):
                 used.add(str(node.args[1].value))
     used.add("duplicate-notice")  # via transform_outgoing
+    used |= set(defects_mod.TRAFFIC_DEFECTS)  # via rewrite (outbox, counter answers): traffic mutations
     assert used == set(DEFECTS)
 
 
@@ -185,3 +189,66 @@ async def test_a_defect_changes_behaviour_only_when_injected(
     async with running(gw, tmp_path / "defect", defect):
         broken = await probe(gw, person)
     assert clean != broken, f"{defect}: no observable difference ({clean!r})"
+
+
+# judge (issue 12): defects that are traffic mutations, shared with `selftest --mutate`
+
+def test_traffic_defects_name_known_mutations_and_rewrite_only_when_injected() -> None:
+    from conformance.mutations import TRAFFIC
+    from conformance.samples import sample
+
+    assert all(m in TRAFFIC for m, _ in defects_mod.TRAFFIC_DEFECTS.values())
+    data = sample("IdentityNotice")
+    assert defects_mod.rewrite(RefConfig(), "IdentityNotice", data) is data
+    cfg = RefConfig(defects=frozenset({"identity-seq-offset"}))
+    out = defects_mod.rewrite(cfg, "IdentityNotice", data)
+    assert out != data and b"<Seq>" in out
+    assert defects_mod.rewrite(cfg, "ResidentTransfer", data) is data  # only the types it names
+
+
+def test_every_class_of_defect_is_represented_and_the_catalogue_is_large_enough() -> None:
+    from conformance.scenario import load_suite
+    from conformance.selftest import KINDS, load_defects
+
+    cases = load_defects(load_suite())
+    assert {c.kind for c in cases} == set(KINDS)
+    assert len(cases) >= 90
+
+
+def test_detection_is_reported_per_class() -> None:
+    from conformance.selftest import KINDS, by_kind
+
+    out = by_kind([("name-variant", True), ("name-variant", False), ("wall-clock", True)])
+    assert out["name-variant"] == {"defects": 2, "detected": 1, "rate": 0.5, "what": KINDS["name-variant"]}
+    assert out["missing-auth"]["defects"] == 0 and out["missing-auth"]["rate"] is None
+
+
+_SAMPLE_FOR = {"IdentityNotice": "IdentityNotice", "WideAreaCopyInfo": "WideAreaCopyInfo",
+               "CounterResult": "CounterResult"}
+
+
+@pytest.mark.parametrize("name", sorted(TRAFFIC))
+def test_a_traffic_mutation_changes_the_message_and_keeps_it_schema_valid(name: str) -> None:
+    """A mutation the schema would refuse measures the gateway, not the judge: each stays valid."""
+    m = TRAFFIC[name]
+    mtype = "IdentityNotice" if m.types is None else sorted(m.types & set(_SAMPLE_FOR) or m.types)[0]
+    data = sample(mtype, seed=3)
+    if name == "refusal-generic":
+        data = data.replace(b"<Status>accepted</Status>", b"<Status>refused</Status>", 1)
+    if name == "ivs-dropped":
+        data = data.replace(b"<Kanji>", "<Kanji>葛\U000e0100".encode(), 1)
+    if name == "latin-recased":
+        data = data.replace(b"</Kana>", b"</Kana><Latin>WANG VAN ANH</Latin>", 1)
+    if name == "itaiji-normalised":
+        data = data.replace(b"<Kanji>", "<Kanji>髙".encode(), 1)
+    outs = apply_traffic(name, mtype, data)
+    if name.startswith("drop-"):
+        assert outs == []
+        return
+    if m.swap:
+        assert outs == [data]
+        return
+    assert outs and (outs[0] != data or len(outs) > 1), f"{name} changed nothing"
+    checked = Validator().check(outs[-1])
+    assert checked.ok, [f.code for f in checked.findings]
+    assert apply_traffic(name, "NoSuchType", data) == [data] or m.types is None

@@ -435,7 +435,8 @@ async def test_f01_f06_f29_seq_and_card_events_across_changes(
     cards = gw.of("CardManagementInfo")
     assert [text(c.body, "Event") for c in cards] == ["券面記載事項変更", "転出"]
     assert text(cards[0].body, "Address/Town") == "一番町"
-    assert text(cards[1].body, "ContinuedUseDeadline") == (DAY + timedelta(days=100)).isoformat()
+    # 番号法施行令: the card lapses unless the 転入届 is made within 30 days of the planned move-out
+    assert text(cards[1].body, "ContinuedUseDeadline") == (DAY + timedelta(days=40)).isoformat()
     assert all(c.arrow == 10 for c in cards)
 
 
@@ -1378,3 +1379,42 @@ async def test_dates_carry_wareki_and_names_keep_ivs(
     assert text(n.body, "Identity/Name/Kanji") == "葛\U000e0100城\u3000太郎"
     assert text(n.body, "Identity/BirthDate/Wareki") == "大正元年7月30日"
     assert text(n.body, "Change/EventDate/Wareki") is not None
+
+
+async def test_the_14_days_of_zhukiho_22_25_for_tenkyo_household_change_and_a_late_moveout(
+    gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory
+) -> None:
+    """住基法23・24・25条: on the 14th day after the event a notice is in time (民法140条), on the 15th it is late."""
+    a, b, c = (japanese(factory) for _ in range(3))
+    await load(gw, a, b, c)
+
+    def late(res: etree._Element) -> bool:
+        assert status(res) == ("accepted", None), etree.tostring(res, encoding="unicode")
+        return "届出期間経過" in items(documents(res)[0])
+
+    day = DAY + timedelta(days=20)
+    tenkyo = moving("転居", day - timedelta(days=14), code_only(a.juminhyo_code), NewAddress=here("一番町"))
+    assert not late(await gw.counter(day, tenkyo))
+    tenkyo = moving("転居", day - timedelta(days=15), code_only(a.juminhyo_code), NewAddress=here("二番町"))
+    assert late(await gw.counter(day + timedelta(days=0), tenkyo))
+    split = moving("世帯変更", day - timedelta(days=15), code_only(b.juminhyo_code), HeadJuminhyoCode=b.juminhyo_code)
+    assert late(await gw.counter(day, split))
+    out = Address(lg_code=PEER, prefecture="大阪府", city="大阪市", town="北区梅田")
+    moveout = moving("国内転出", day - timedelta(days=15), code_only(c.juminhyo_code), ToLgCode=PEER, NewAddress=out)
+    assert late(await gw.counter(day, moveout))
+
+
+async def test_an_online_moveout_needs_the_applicants_card(
+    gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory
+) -> None:
+    """The online 転出届 is signed with the applicant's card: without one it is refused (EAPP-NO-CARD)."""
+    r = japanese(factory, card=False)
+    await load(gw, r)
+    app = eapp("EA-NOCARD", r, "2026-03-30T10:00:00+09:00", DAY + timedelta(days=5), kind="転出届")
+    st, _ = await gw.deliver("EApplication", app, sender=("portal", LG), receiver=("counter", LG))
+    assert st == 202
+    mark = gw.mark()
+    res = await gw.counter(DAY, J.EApplicationProcessOp(J.ApplicationId("EA-NOCARD")))
+    assert status(res) == ("refused", "EAPP-NO-CARD")
+    await gw.settle()
+    assert gw.since(mark) == []

@@ -179,3 +179,17 @@ async def test_replay_reissues_the_same_cards(port: FakePort, person: Resident) 
 ])
 def test_valid_until(birth: date | None, issued: date, until: date) -> None:
     assert valid_until(birth, issued) == until
+
+
+async def test_continued_use_keeps_its_deadline_until_the_card_is_presented(port: FakePort,
+                                                                            person: Resident) -> None:
+    """転入継続利用 with a deadline (card not presented, 転入届 + 90 days) is still due; without one it is done."""
+    card = await issue(port, person)
+    mine = txt(card, "CardNo")
+    for i, deadline in enumerate(["2026-06-29", None]):
+        info = E.CardManagementInfo(E.InfoNo(f"K-{i}"), E.CardNo(mine), E.JuminhyoCode(person.juminhyo_code),
+                                    E.Event("転入継続利用"), E.EventDate("2026-03-31"))
+        if deadline:
+            info.append(E.ContinuedUseDeadline(deadline))
+        await port.inject(JUKI, ("card", SUT), "CardManagementInfo", info, T)
+        assert port.sims["card"].snapshot(T)["cards"][mine]["continued_use_deadline"] == deadline

@@ -150,3 +150,20 @@ def test_pdf_is_well_formed() -> None:
         assert pdf[int(off):].startswith(f"{oid} 0 obj".encode())
     assert pdf_pages(pdf) == 2
     assert "\U000e0100".encode("utf-16-be").hex().upper().encode() in pdf  # the IVS survives
+
+
+async def test_a_card_lapsed_at_card_management_is_refused_by_the_centre(port: FakePort) -> None:
+    """Death → CardManagementInfo 失効 (10) → the card's user certificate is revoked: the centre stops there."""
+    from simulators.card import CardSimulator
+
+    port.add(CardSimulator)
+    card = port.sims["card"]
+    card.state(T)["cards"]["CARD-1"] = {"card_no": "CARD-1", "cert_serial": SERIAL, "status": "有効"}
+    card.state(T)["by_serial"][SERIAL] = "CARD-1"
+    await port.inject(RESIDENT, KIOSK, "KioskOperation", operation(op="OP-A"), T)
+    assert txt(port.last("CertificateImage").body, "Result/Status") == "accepted"
+    card.state(T)["cards"]["CARD-1"]["status"] = "失効"
+    await port.inject(RESIDENT, KIOSK, "KioskOperation", operation(op="OP-B"), T)
+    image = port.last("CertificateImage")
+    assert (txt(image.body, "Result/Status"), txt(image.body, "Result/Code")) == ("refused", "CENTRE-REVOKED")
+    assert sum(m.header.message_type == "CertificateDataRequest" for m in port.sent) == 1

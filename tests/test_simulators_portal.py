@@ -10,7 +10,8 @@ from test_simulators_support import JST, SUT, FakePort
 
 from conformance.codec import address_el, jdate_el, name_el
 from conformance.model import Address, JDate, Name
-from simulators.portal import PortalSimulator
+from simulators.clock import OperatingCalendar
+from simulators.portal import PortalSimulator, arrival
 from simulators.registry import E, txt
 
 T = "T1"
@@ -23,6 +24,7 @@ PLANNED = date(2026, 4, 10)
 def port() -> FakePort:
     p = FakePort()
     p.add(PortalSimulator)
+    p.sims["portal"].lag = None  # these tests are about the window; the lag has its own tests below
     return p
 
 
@@ -72,3 +74,30 @@ async def test_forwarded_once_and_other_municipalities_kept(port: FakePort) -> N
     apps = port.sims["portal"].snapshot(T)["applications"]
     assert apps["EA-2"]["status"] == "kept" and apps["EA-2"]["forwarded"] is None
     assert {"EA-1", "EA-2"} <= port.registered[T]
+
+
+# --- the lag: about two hours on the virtual clock, out-of-hours ones the next business day -----------------
+@pytest.mark.parametrize(("made", "due"), [
+    (datetime(2026, 4, 1, 10, 0, tzinfo=JST), datetime(2026, 4, 1, 12, 0, tzinfo=JST)),  # Wednesday, in hours
+    (datetime(2026, 4, 1, 15, 15, tzinfo=JST), datetime(2026, 4, 2, 8, 30, tzinfo=JST)),  # 17:15 is closing
+    (datetime(2026, 4, 1, 5, 0, tzinfo=JST), datetime(2026, 4, 1, 8, 30, tzinfo=JST)),  # before opening
+    (datetime(2026, 4, 3, 16, 30, tzinfo=JST), datetime(2026, 4, 6, 8, 30, tzinfo=JST)),  # Friday → Monday
+    (datetime(2026, 4, 29, 10, 0, tzinfo=JST), datetime(2026, 4, 30, 8, 30, tzinfo=JST)),  # 昭和の日
+    (datetime(2026, 12, 28, 16, 0, tzinfo=JST), datetime(2027, 1, 4, 8, 30, tzinfo=JST)),  # year-end closure
+])
+def test_arrival(made: datetime, due: datetime) -> None:
+    assert arrival(made, OperatingCalendar()) == due
+
+
+async def test_forwarded_only_when_the_virtual_clock_reaches_the_arrival() -> None:
+    port = FakePort(clock=datetime(2026, 4, 3, 16, 30, tzinfo=JST))  # a Friday afternoon
+    port.add(PortalSimulator)
+    sim = port.sims["portal"]
+    await port.inject(RESIDENT, PORTAL, "EApplication", application(at(-7)), T)
+    port.clock = datetime(2026, 4, 3, 18, 31, tzinfo=JST)
+    assert await sim.release_due(T) == 0
+    assert [m for m in port.of_type("EApplication") if m.arrow == 35] == []
+    port.clock = datetime(2026, 4, 6, 8, 30, tzinfo=JST)
+    assert await sim.release_due(T) == 1
+    assert len([m for m in port.of_type("EApplication") if m.arrow == 35]) == 1
+    assert sim.snapshot(T)["applications"]["EA-1"]["due"] == "2026-04-06T08:30:00+09:00"

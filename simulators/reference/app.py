@@ -159,7 +159,7 @@ class ReferenceSut:
     # --- POST /inbound ------------------------------------------------------------------------------------
     async def _inbound(self, request: web.Request) -> web.Response:
         assert self.core is not None and self.store is not None
-        if not self._authorised(request):
+        if not self._authorised(request) and not defects.on(self.cfg, "inbound-no-auth"):
             return self._error(
                 401, [Finding("SUT-AUTH", "missing or wrong credential (Authorization: Bearer)")], None
             )
@@ -217,7 +217,7 @@ class ReferenceSut:
                 status = 202
                 if mtype in SYNC_ANSWERS:
                     assert answer is not None
-                    reply = h.reply(SYNC_ANSWERS[mtype], self.core.now())
+                    reply = h.reply(SYNC_ANSWERS[mtype], self.core.now(h.sent_at))
                     payload = build(reply, answer)
                     status = 200
                 self.store.seen_put(h.message_id, mtype, status, payload)
@@ -235,7 +235,7 @@ class ReferenceSut:
     # --- POST /counter ------------------------------------------------------------------------------------
     async def _counter(self, request: web.Request) -> web.Response:
         assert self.core is not None and self.store is not None
-        if not self._authorised(request):
+        if not self._authorised(request) and not defects.on(self.cfg, "inbound-no-auth"):
             return self._error(
                 401, [Finding("SUT-AUTH", "missing or wrong credential (Authorization: Bearer)")], None
             )
@@ -293,7 +293,7 @@ class ReferenceSut:
             res = OpResult(status="refused", code="COUNTER-NO-OP", detail="no operation element")
         else:
             try:
-                res = await run_operation(self.core, op_date, op, h.message_id)
+                res = await run_operation(self.core, op_date, op, h.message_id, h.sent_at)
             except HarnessError as e:
                 f = e.findings[0] if e.findings else Finding("COUNTER-INPUT", str(e))
                 res = OpResult(status="refused", code=f.code, detail=f.message)
@@ -303,8 +303,8 @@ class ReferenceSut:
         )
         for d in res.documents:
             out.append(d)
-        reply = h.reply("CounterResult", self.core.now(), business_date=op_date)
-        payload = build(reply, out)
+        reply = h.reply("CounterResult", self.core.now(h.sent_at), business_date=op_date)
+        payload = defects.rewrite(self.cfg, etree.QName(op).localname if op is not None else "", build(reply, out))
         self.store.seen_put(h.message_id, "CounterRequest", 200, payload)
         return payload
 

@@ -12,7 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["DEFECTS", "Defect", "HasDefects", "check_names", "on", "skip", "transform_outgoing"]
+__all__ = ["DEFECTS", "TRAFFIC_DEFECTS", "Defect", "HasDefects", "check_names", "on", "rewrite", "skip",
+           "transform_outgoing"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,9 +177,9 @@ DEFECTS: dict[str, Defect] = dict(
             "CardManagementInfo is sent to the CS (arrow 8) instead of to card management (arrow 10)",
         ),
         _d(
-            "card-deadline-30days",
+            "card-deadline-90days",
             "F29",
-            "ContinuedUseDeadline is planned move-out + 30 days instead of + 90",
+            "ContinuedUseDeadline on 転出 is planned move-out + 90 days instead of + 30 (番号法施行令)",
         ),
         _d(
             "eapp-no-window-check",
@@ -186,6 +187,62 @@ DEFECTS: dict[str, Defect] = dict(
             "an e-application outside -30/+10 days of the planned move-out is accepted",
         ),
         _d("eapp-no-moc-info", "F30", "a 転出届・転入予約 sends no MoveOutCertInfo to the destination"),
+        # domain (issue 12)
+        _d("tenkyo-no-late-item", "F01", "a 転居 notified more than 14 days late has no 届出期間経過 (住基法23条)"),
+        _d(
+            "household-change-no-late-item",
+            "F01",
+            "a 世帯変更 notified more than 14 days late has no 届出期間経過 (住基法25条)",
+        ),
+        _d("moveout-no-late-item", "F01", "a 転出届 made more than 14 days after the move has no 届出期間経過"),
+        _d("abroad-movein-no-late-item", "F01", "a 国外転入 notified more than 14 days late has no 届出期間経過"),
+        _d("late-off-by-one", "F01", "the 14 days count the day of the event: a notice on the 14th day is late"),
+        _d(
+            "card-continued-use-from-move-in",
+            "F29",
+            "the 90 days of continued use run from the move-in date instead of the 転入届",
+        ),
+        _d("death-no-card-revoke", "F29", "a card holder's death sends no CardManagementInfo 失効"),
+        _d("movein-notice-first-wins", "F13", "a second 転入通知 is ignored: the first confirmed move stays"),
+        _d("smi-no-cert-accepted", "F09", "特例転入 is answered accepted although no 転出証明書情報 has arrived"),
+        _d(
+            "smi-late-cert-refused",
+            "F09",
+            "a 転出証明書情報 that arrives after a first attempt is refused instead of used",
+        ),
+        _d("eapp-no-card-check", "F30", "an online 転出届 from an applicant without a card is accepted"),
+        _d(
+            "eapp-window-by-arrival",
+            "F30",
+            "the -30/+10 day window is checked on the arrival date instead of SubmittedAt",
+        ),
+        # judge (issue 12): defects only a sharper judge sees (names, 本籍 text, Seq, clock, refusals, order)
+        _d("identity-name-normalised", "F06", "IdentityNotice: a name beyond JIS X 0208 normalised (髙橋→高橋)"),
+        _d("identity-name-ivs-dropped", "F06", "IdentityNotice: the IVS selector of a name is dropped"),
+        _d("identity-name-variant", "F06", "IdentityNotice: a character of the name replaced by its variant"),
+        _d("identity-latin-recased", "F06", "IdentityNotice: a foreign resident's Latin name is re-cased"),
+        _d("transfer-name-variant", "F01", "ResidentTransfer: a character of the name replaced by its variant"),
+        _d("wide-area-name-variant", "F18", "WideAreaCopyInfo: a character of the name replaced by its variant"),
+        _d("card-issue-name-normalised", "F20", "CardIssuanceRequest: a name beyond JIS X 0208 normalised"),
+        _d("wide-area-honseki-text", "F18", "WideAreaCopyInfo: 本籍・筆頭者 written as text into the building"),
+        _d("wide-area-wrong-address", "F18", "WideAreaCopyInfo: the 番地 is not the registered one"),
+        _d("identity-seq-offset", "F06", "a person's first IdentityNotice starts at Seq 7"),
+        _d("household-change-consumes-seq", "F06", "a 世帯変更 consumes a Change/Seq without a notice"),
+        _d("sent-at-wall-clock", "F06", "SentAt comes from the SUT's wall clock, not the virtual clock"),
+        _d("business-date-wall-clock", "F06", "BusinessDate comes from the SUT's wall clock"),
+        _d("transfer-before-identity", "F01", "ResidentTransfer is sent before the person's IdentityNotice"),
+        _d("copy-third-party-prints-mynumber", "F03", "an accepted 第三者 copy prints the 個人番号"),
+        _d("copy-third-party-prints-code", "F03", "an accepted 第三者 copy prints the 住民票コード"),
+        _d("refusal-generic-copy", "F03", "CopyRequest refusals carry one generic code"),
+        _d("refusal-generic-query", "F07", "IdentityQueryOp refusals carry one generic code"),
+        _d("refusal-generic-koseki", "F14", "KosekiEntry refusals carry one generic code"),
+        _d("refusal-generic-card-issue", "F20", "CardIssueOp refusals carry one generic code"),
+        _d("refusal-generic-mynumber-change", "F21", "MyNumberChangeOp refusals carry one generic code"),
+        _d("refusal-generic-birth", "F23", "MovingNotification (出生) refusals carry one generic code"),
+        _d("refusal-generic-code-change", "F24", "ResidentCodeChangeOp refusals carry one generic code"),
+        _d("refusal-generic-handover", "F28", "CardHandoverOp refusals carry one generic code"),
+        _d("inbound-no-auth", "F14", "POST /inbound accepts a message with a wrong credential"),
+        _d("wide-area-generic-code", "F18", "WideAreaCopyInfo refusals and not-founds carry one generic code"),
     ]
 )
 
@@ -223,3 +280,46 @@ def transform_outgoing(cfg: HasDefects, message_type: str, copies: int = 1) -> i
     if message_type == "IdentityNotice" and on(cfg, "duplicate-notice"):
         return copies + 1
     return copies
+
+
+# judge (issue 12): defects that are a rewrite of what the SUT sends or answers (conformance/mutations.py
+# TRAFFIC), so the same defect can be injected into any SUT's traffic by `selftest --mutate`.
+#: defect -> (traffic mutation, the message types (sent) or counter operations (answered) it touches)
+TRAFFIC_DEFECTS: dict[str, tuple[str, frozenset[str]]] = {
+    "identity-name-normalised": ("itaiji-normalised", frozenset({"IdentityNotice"})),
+    "identity-name-ivs-dropped": ("ivs-dropped", frozenset({"IdentityNotice"})),
+    "identity-name-variant": ("itaiji-variant", frozenset({"IdentityNotice"})),
+    "identity-latin-recased": ("latin-recased", frozenset({"IdentityNotice"})),
+    "transfer-name-variant": ("itaiji-variant", frozenset({"ResidentTransfer"})),
+    "wide-area-name-variant": ("itaiji-variant", frozenset({"WideAreaCopyInfo"})),
+    "card-issue-name-normalised": ("itaiji-normalised", frozenset({"CardIssuanceRequest"})),
+    "wide-area-honseki-text": ("honseki-in-text", frozenset({"WideAreaCopyInfo"})),
+    "wide-area-wrong-address": ("address-shifted", frozenset({"WideAreaCopyInfo"})),
+    "identity-seq-offset": ("seq-offset", frozenset({"IdentityNotice"})),
+    "sent-at-wall-clock": ("sent-at-wall-clock", frozenset({"IdentityNotice"})),
+    "business-date-wall-clock": ("business-date-wall-clock", frozenset({"IdentityNotice"})),
+    "refusal-generic-copy": ("refusal-generic", frozenset({"CopyRequest"})),
+    "refusal-generic-query": ("refusal-generic", frozenset({"IdentityQueryOp"})),
+    "refusal-generic-koseki": ("refusal-generic", frozenset({"KosekiEntry"})),
+    "refusal-generic-card-issue": ("refusal-generic", frozenset({"CardIssueOp"})),
+    "refusal-generic-mynumber-change": ("refusal-generic", frozenset({"MyNumberChangeOp"})),
+    "refusal-generic-birth": ("refusal-generic", frozenset({"MovingNotification"})),
+    "refusal-generic-code-change": ("refusal-generic", frozenset({"ResidentCodeChangeOp"})),
+    "refusal-generic-handover": ("refusal-generic", frozenset({"CardHandoverOp"})),
+    "wide-area-generic-code": ("refusal-generic", frozenset({"WideAreaCopyInfo"})),
+}
+
+
+def rewrite(cfg: HasDefects, what: str, data: bytes) -> bytes:
+    """``data`` (an envelope the SUT sends, or a counter answer) as the injected traffic defects rewrite it;
+    ``what`` is the message type sent or the counter operation answered. Unchanged without defects."""
+    if not cfg.defects:
+        return data
+    from conformance.mutations import TRAFFIC
+
+    for name in sorted(cfg.defects & TRAFFIC_DEFECTS.keys()):
+        mutation, applies = TRAFFIC_DEFECTS[name]
+        if what in applies:
+            out = TRAFFIC[mutation].fn(data)
+            data = out[0] if isinstance(out, list) else out
+    return data

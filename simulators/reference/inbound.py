@@ -72,7 +72,7 @@ Handler = Callable[[Core, Header, etree._Element], etree._Element | None]
 
 
 def _ctx(core: Core, h: Header) -> Ctx:
-    return Ctx(op_date=h.business_date, now=core.now())
+    return Ctx(op_date=h.business_date, now=core.now(h.sent_at))
 
 
 # --- requests the SUT starts and whose answers arrive here (F21, F23, F24) --------------------------------
@@ -184,7 +184,7 @@ def on_code_result(core: Core, h: Header, body: etree._Element) -> None:
     _, rid, _, data = request
     origin = str(data.get("origin") or req)
     p = core.store.by_rid(rid or 0)
-    ctx = Ctx(op_date=date.fromisoformat(data["op_date"]), now=core.now())
+    ctx = Ctx(op_date=date.fromisoformat(data["op_date"]), now=core.now(h.sent_at))
     status = el_text(body, "Result/Status")
     if p is None:
         core.store.request_set(req, "failed", data)
@@ -290,6 +290,9 @@ def on_movein_notice(core: Core, h: Header, body: etree._Element) -> None:
     for pe in body.iterfind(q("Person")):
         p = core.store.by_code(el_text(pe, "JuminhyoCode") or "")
         if p is None or p.planned is None or p.status not in (MOVING_OUT, DELETED):
+            continue
+        # 転入通知 received twice: the latest wins (the confirmed move is replaced, the planned one kept)
+        if p.confirmed is not None and defects.on(core.cfg, "movein-notice-first-wins"):
             continue
         confirmed = ConfirmedMove(when=move_in, address=addr, lg_code=lg, notice_no=notice_no)
         after = replace(p, status=DELETED, confirmed=confirmed)
@@ -618,7 +621,7 @@ def on_answer(core: Core, msg: OutMessage, answer: etree._Element) -> None:
         p = core.store.by_code(el_text(msg.body, "Identity/JuminhyoCode") or "")
         if p is None:
             return
-        ctx = Ctx(op_date=msg.header.business_date, now=core.now())
+        ctx = Ctx(op_date=msg.header.business_date, now=core.now(msg.header.sent_at))
         valid = el_text(answer, "ValidUntil")
         with core.store.tx():
             p = core.store.save(

@@ -262,7 +262,7 @@ class Outbox:
                 )
             if not defects.on(self.cfg, "retry-no-reason"):
                 h = replace(h, retry_reason=reason[:200])
-        return build(h, msg.body)
+        return defects.rewrite(self.cfg, msg.message_type, build(h, msg.body))
 
     async def _attempt(self, msg: OutMessage) -> float:
         """Send one message once; returns the delay before the next attempt (0 = go on at once)."""
