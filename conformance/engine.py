@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import os
-import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -46,152 +44,35 @@ from conformance.checks import (
     match_records,
     run_check,
 )
-from conformance.envelope import build, header, new_id
+from conformance.engine_http import Harness, HarnessHTTPError
+from conformance.engine_util import (
+    FixturePerson,
+    _address,
+    _bad_check,
+    _bytes,
+    _card_data,
+    _counter_person,
+    _effective_seed,
+    _esc,
+    _int,
+    _plain,
+    _residents_doc,
+    _safe,
+    _seconds,
+    _uid,
+    _x_jdate,
+)
+from conformance.envelope import build, header
 from conformance.identifiers import make_juminhyo_code, make_my_number
 from conformance.masking import mask_obj
 from conformance.model import Address, Honseki, IndividualEntry, JDate, Municipality, Resident
 from conformance.residents import ResidentFactory, make_faker, municipality_for
-from conformance.scenario import Scenario, Step, body_env, resident_xml, value_env
+from conformance.scenario import Scenario, Step, body_env, value_env
 from conformance.xmlsafe import NS, parse, q
 
 __all__ = ["Engine", "FixturePerson", "Harness", "HarnessHTTPError", "ScenarioResult"]
 
 JST_OFFSET = "+09:00"
-
-
-class HarnessHTTPError(Exception):
-    """The gateway answered a control call with an unexpected status: a harness problem, not the SUT's."""
-
-
-# ------------------------------------------------------------------------------------------- HTTP client
-
-class Harness:
-    """The gateway's HTTP surface as the engine uses it (control API, counter proxy, trace API)."""
-
-    def __init__(self, session: aiohttp.ClientSession, gateway_url: str,
-                 control_token: str = "control-secret",
-                 timeout: float = 30.0) -> None:
-        self.session = session
-        self.url = gateway_url.rstrip("/")
-        self.token = control_token
-        self.timeout = aiohttp.ClientTimeout(total=timeout)
-
-    @property
-    def _auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-    async def _json(self, method: str, path: str, body: Any = None, ok: Iterable[int] = (200, 201, 202),
-                    params: Mapping[str, Any] | None = None) -> tuple[int, Any]:
-        async with self.session.request(method, self.url + path, json=body, headers=self._auth,
-                                        params=params, timeout=self.timeout) as resp:
-            text = await resp.text()
-            try:
-                data = json.loads(text) if text else None
-            except ValueError:
-                data = {"text": text}
-            if resp.status not in ok:
-                raise HarnessHTTPError(f"{method} {path}: HTTP {resp.status}: {text[:500]}")
-            return resp.status, data
-
-    async def create_tenant(self, name: str, peers: int, seed: int) -> dict[str, Any]:
-        _, data = await self._json("POST", "/control/tenants", {"name": name, "peers": peers, "seed": seed})
-        return dict(data)
-
-    async def delete_tenant(self, tenant: str) -> None:
-        await self._json("DELETE", f"/control/tenants/{tenant}", ok=(200, 202, 204, 404))
-
-    async def seed(self, tenant: str, body: Mapping[str, Any]) -> Any:
-        return (await self._json("POST", f"/control/tenants/{tenant}/seed", dict(body)))[1]
-
-    async def send(self, tenant: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        _, data = await self._json("POST", f"/control/tenants/{tenant}/send", dict(body),
-                                   ok=range(200, 600))
-        return dict(data or {})
-
-    async def deliver_raw(self, tenant: str, raw: str, token: str | None) -> dict[str, Any]:
-        _, data = await self._json("POST", f"/control/tenants/{tenant}/deliver-raw",
-                                   {"bytes": raw, "token": token}, ok=range(200, 600))
-        return dict(data or {})
-
-    async def clock(self, tenant: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        if body is None:
-            _, data = await self._json("GET", f"/control/tenants/{tenant}/clock")
-        else:
-            _, data = await self._json("POST", f"/control/tenants/{tenant}/clock", dict(body))
-        return dict(data or {})
-
-    async def hours(self, tenant: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        _, data = await self._json("POST", f"/control/tenants/{tenant}/hours", dict(body))
-        return dict(data or {})
-
-    async def add_fault(self, rule: Mapping[str, Any]) -> str:
-        _, data = await self._json("POST", "/control/faults/", dict(rule))
-        data = data or {}
-        fid = data.get("id") or (data.get("rule") or {}).get("id")
-        if fid is None:
-            raise HarnessHTTPError(f"POST /control/faults answered no id: {data}")
-        return str(fid)
-
-    async def delete_fault(self, fault_id: str) -> None:
-        await self._json("DELETE", f"/control/faults/{fault_id}", ok=(200, 202, 204, 404))
-
-    async def counter(self, tenant: str, envelope: bytes) -> tuple[int, bytes]:
-        headers = {**self._auth, "X-Juki-Tenant": tenant, "Content-Type": "application/xml; charset=utf-8"}
-        # longer than the gateway's counter time limit (30 s), itself longer than the SUT's 15 s wait
-        async with self.session.post(self.url + "/counter", data=envelope, headers=headers,
-                                     timeout=aiohttp.ClientTimeout(total=45.0)) as resp:
-            return resp.status, await resp.read()
-
-    async def records(self, tenant: str, since: int = 0, *, have: int = 0, block: float = 0.0
-                      ) -> tuple[list[dict[str, Any]], int]:
-        """Records of ``tenant`` with seq > since, late-attributed ones included, and the trace's last seq.
-
-        With ``block`` > 0 the call returns as soon as there are more than ``have`` such records (a long
-        poll through ``POST /control/wait``), or after ``block`` seconds.
-        """
-        count = max(1, have + 1) if block else 1_000_000
-        body = {"tenant": tenant, "filter": {"since": since}, "count": count, "timeout": block}
-        _, data = await self._json("POST", "/control/wait", body, ok=(200, 408))
-        return list(data.get("records", [])), int(data.get("last_seq") or 0)
-
-    async def last_seq(self, tenant: str) -> int:
-        """The trace's last seq now (a step's mark)."""
-        body = {"tenant": tenant, "filter": {"since": 2**62}, "count": 1, "timeout": 0}
-        _, data = await self._json("POST", "/control/wait", body, ok=(200, 408))
-        return int(data.get("last_seq") or 0)
-
-
-# -------------------------------------------------------------------------------------------- fixtures
-
-class FixturePerson:
-    """A fixture person for templates: the (head) Resident's attributes, and ``members`` of the household."""
-
-    def __init__(self, members: Sequence[Resident], lives: Municipality) -> None:
-        self.members = list(members)
-        self.resident = self.members[0]
-        self.municipality = lives
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.__dict__["resident"], name)
-
-    def __repr__(self) -> str:
-        return f"FixturePerson({self.resident.name.display}, {len(self.members)} member(s))"
-
-
-def _effective_seed(run_seed: int, scenario: Scenario) -> int:
-    """A per-scenario seed; 4 bytes keep it at ≤10 digits, so it can never read as a 12-digit 個人番号."""
-    h = hashlib.sha256(f"{run_seed}:{scenario.id}:{scenario.seed}".encode()).digest()
-    return int.from_bytes(h[:4], "big")
-
-
-def _bad_check(value: str) -> str:
-    """The same identifier with a wrong last digit (a negative scenario's value)."""
-    s = str(value)
-    return s[:-1] + str((int(s[-1]) + 1) % 10)
-
-
-def _uid(prefix: str = "X") -> str:
-    return new_id(prefix)
 
 
 # --------------------------------------------------------------------------------------------- results
@@ -234,6 +115,8 @@ class ScenarioResult:
         for o in self.failures():
             where = f"{self.scenario.file}:{o.line}" if o.line else self.scenario.file
             lines.append(f"  ✗ {o.code} {o.check} [{o.expectation}] ({where}): {o.message}")
+            if o.because:
+                lines.append(f"      because: {o.because}")
             for e in o.evidence[:8]:
                 lines.append(f"      - {e.for_people()}")
         return mask_my_numbers("\n".join(lines))
@@ -271,6 +154,7 @@ class _Run:
         self.window = 0
         self._addresses: dict[tuple[str, str], Address] = {}
         self.background: dict[str, asyncio.Task[None]] = {}
+        self.virtual_start: str | None = None
 
     # -- templates
 
@@ -340,6 +224,7 @@ class _Run:
             clock = (await self.h.clock(self.tenant, {"set": sc.clock})).get("now", sc.clock)
         if clock:
             self._set_now(str(clock))
+            self.virtual_start = str(clock)
         self._make_residents()
         self.values = {}
         for k, v in sc.values.items():
@@ -755,9 +640,10 @@ class _Run:
     # -- judging
 
     def check_context(self) -> CheckContext:
+        people = {r.juminhyo_code: r for fp in self.fixture.values() for r in fp.members if r.juminhyo_code}
         return CheckContext(records=self.sorted_records(), catalogue=self.engine.catalogue,
                             window=self.window, steps=self.steps, captured=self.captured, render=self.render,
-                            sut_lg=self.sut_lg)
+                            sut_lg=self.sut_lg, people=people, virtual_start=self.virtual_start)
 
     async def judge(self) -> list[Outcome]:
         """Wait (up to each ``within``) for what the waiting checks need, settle, then judge every one."""
@@ -808,78 +694,6 @@ class _Run:
         if self.tenant and not self.engine.keep_tenants:
             with contextlib.suppress(HarnessHTTPError, aiohttp.ClientError):
                 await self.h.delete_tenant(self.tenant)
-
-
-# --------------------------------------------------------------------------------------------- helpers
-
-def _safe(fn: Callable[[CheckContext, Mapping[str, Any]], bool], ctx: CheckContext,
-          params: Mapping[str, Any]) -> bool:
-    try:
-        return fn(ctx, params)
-    except (ValueError, KeyError, TypeError, etree.XPathError):
-        return False
-
-
-def _esc(s: str) -> str:
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _x_jdate(d: JDate, tag: str) -> str:
-    from conformance.scenario import jdate_xml
-
-    return str(jdate_xml(d, tag))
-
-
-def _counter_person(r: Resident) -> str:
-    from conformance.scenario import counter_person_xml
-
-    return str(counter_person_xml(r))
-
-
-def _address(r: Resident) -> str:
-    from conformance.scenario import address_xml
-
-    return str(address_xml(r.address, "NewAddress"))
-
-
-def _residents_doc(members: Iterable[Resident]) -> str:
-    inner = "".join(str(resident_xml(r)) for r in members)
-    return f'<Residents xmlns="{NS}">{inner}</Residents>'
-
-
-def _card_data(r: Resident) -> dict[str, Any]:
-    return {"juminhyo_code": r.juminhyo_code, "card_no": r.card_no, "cert_serial": r.card_serial}
-
-
-def _int(v: Any) -> int | None:
-    try:
-        return int(v) if v is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _bytes(v: Any) -> bytes | None:
-    if v is None:
-        return None
-    return v.encode("utf-8") if isinstance(v, str) else bytes(v)
-
-
-def _plain(d: Any) -> dict[str, Any]:
-    kinds = (str, int, float, bool, list, dict, type(None))
-    return {k: v for k, v in dict(d).items() if isinstance(v, kinds)}
-
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([dhms]?)\s*$")
-
-
-def _seconds(v: Any) -> float:
-    """Seconds from a number or '14d', '2h', '30m', '10s'."""
-    if isinstance(v, int | float):
-        return float(v)
-    m = _DURATION.match(str(v))
-    if m is None:
-        raise ValueError(f"not a duration: {v!r} (use seconds or 14d, 2h, 30m, 10s)")
-    return float(m.group(1)) * {"d": 86400, "h": 3600, "m": 60, "s": 1, "": 1}[m.group(2)]
 
 
 # ---------------------------------------------------------------------------------------------- engine

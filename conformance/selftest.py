@@ -4,9 +4,15 @@ The defect catalogue is ``simulators.reference.defects.DEFECTS`` (name → funct
 defect → the scenario that must catch it is data (``conformance/data/defects.yaml``). The suite runs once
 against a clean reference SUT (every scenario must pass) and once per defect on a fresh reference SUT with
 that defect in its config, running only the scenarios that matter for it (the named one and its ``also``
-list). Prints ONE JSON object: clean_failures, defects, detected, detection_rate and per-defect results
-(defect, function, expected scenario, caught_by). Exit 0 only with no clean failure and every defect caught
-by the scenario that names it.
+list). Prints ONE JSON object: clean_failures, defects, detected, detection_rate, ``by_kind`` (detection per class
+of defect, every class listed) and per-defect results (defect, function, kind, expected scenario, caught_by).
+Exit 0 only with no clean failure, every defect caught by the scenario that names it, and every class
+represented.
+
+``--mutate`` measures the suite's power against ANY SUT (``--sut URL``): each traffic mutation of
+``conformance.mutations.TRAFFIC`` (a name's 異体字, a dropped IVS, 本籍 as text, a shifted Seq, a wall-clock
+SentAt, a duplicate without RetryReason, a generic refusal code …) is hooked into the gateway in front of the
+SUT for one run of the suite; a mutation is detected when a scenario that passed clean fails with it.
 """
 
 from __future__ import annotations
@@ -28,9 +34,32 @@ import yaml
 from conformance.errors import Finding, HarnessError
 from conformance.scenario import Scenario, Suite, load_suite
 
-__all__ = ["DefectCase", "add_parser", "load_defects", "selftest"]
+__all__ = ["KINDS", "DefectCase", "add_parser", "load_defects", "selftest"]
 
 DEFECTS_PATH = Path(str(resources.files("conformance") / "data" / "defects.yaml"))
+
+#: Classes of defect: the selftest reports detection per class, and every class must be represented.
+KINDS: dict[str, str] = {
+    "missing-message": "a message the rule requires is not sent",
+    "extra-message": "a message no rule asks for is sent",
+    "wrong-order": "messages in an order the outbox rule forbids",
+    "wrong-value": "a wrong value in a message or document",
+    "data-class-leak": "特定個人情報 or 本籍 where the data class forbids it",
+    "duplicate": "a duplicate without a RetryReason, or processed twice",
+    "no-retry": "a message lost or resent wrongly after downtime",
+    "accept-malformed": "a malformed or invalid message accepted",
+    "document-missing-item": "a printed document lacks an item",
+    "missing-check": "a check the law requires is not made",
+    "wrong-arrow": "a message on the wrong arrow",
+    "name-variant": "a name not character for character as registered (異体字, IVS, JIS X 0213, Latin)",
+    "honseki-text": "本籍・筆頭者 as text in another field of a message that must not carry them",
+    "restricted-print": "an accepted 第三者/代理人 document prints 個人番号 or 住民票コード",
+    "seq-semantics": "Change/Seq not 1, 2, 3 … per person (start, gaps)",
+    "wall-clock": "SentAt or BusinessDate from the SUT's clock, not the virtual clock",
+    "generic-refusal": "a refusal with a generic code instead of the one the contract names",
+    "person-order": "a person's consequences out of the contract's order",
+    "missing-auth": "a surface accepts a wrong credential",
+}
 
 _SCHEMA: dict[str, Any] = {
     "type": "object", "additionalProperties": False, "required": ["version", "defects"],
@@ -41,9 +70,7 @@ _SCHEMA: dict[str, Any] = {
             "required": ["defect", "function", "kind", "scenario"],
             "properties": {
                 "defect": {"type": "string"}, "function": {"type": "string", "pattern": "^F[0-9]{2}$"},
-                "kind": {"enum": ["missing-message", "extra-message", "wrong-order", "wrong-value",
-                                  "data-class-leak", "duplicate", "no-retry", "accept-malformed",
-                                  "document-missing-item", "missing-check", "wrong-arrow"]},
+                "kind": {"enum": list(KINDS)},
                 "scenario": {"type": "string"}, "also": {"type": "array", "items": {"type": "string"}},
                 "note": {"type": "string"}}}}}}
 
@@ -194,18 +221,41 @@ async def selftest(*, names: Sequence[str] | None = None, parallel: int = 4, con
         "defects": len(results), "detected": detected,
         "detection_rate": round(detected / len(results), 4) if results else 1.0,
         "undetected": [r.case.defect for r in results if not r.detected],
+        "by_kind": by_kind([(r.case.kind, r.detected) for r in results]),
+        "kinds_missing": [] if names else sorted(set(KINDS) - {r.case.kind for r in results}),
         "results": [r.to_json() for r in results],
         "duration": round(time.monotonic() - t0, 3),
     }
 
 
+def by_kind(rows: Sequence[tuple[str, bool]]) -> dict[str, dict[str, Any]]:
+    """Detection per class of defect: {kind: {defects, detected, rate, what}}, every known class listed."""
+    out: dict[str, dict[str, Any]] = {}
+    for kind in [*KINDS, *sorted({k for k, _ in rows} - set(KINDS))]:
+        hits = [d for k, d in rows if k == kind]
+        out[kind] = {"defects": len(hits), "detected": sum(hits),
+                     "rate": round(sum(hits) / len(hits), 4) if hits else None, "what": KINDS.get(kind, "")}
+    return out
+
+
 def _cmd(args: argparse.Namespace) -> int:
+    if args.mutate:
+        from conformance.mutation_run import mutation_selftest
+
+        muts = [x.strip() for x in args.mutations.split(",") if x.strip()] if args.mutations else None
+        scen = [x.strip() for x in args.scenarios.split(",") if x.strip()] if args.scenarios else None
+        report = asyncio.run(mutation_selftest(
+            sut=args.sut, config=args.config, gateway_port=args.gateway_port, mutations=muts, scenarios=scen,
+            parallel=args.parallel, concurrency=args.concurrency, run_seed=args.seed, within=args.within,
+            suite_dir=args.suite, progress=None if args.quiet else sys.stderr))
+        print(json.dumps(report, ensure_ascii=False))
+        return 0 if report["detected"] == report["mutations"] else 1
     names = [x.strip() for x in args.defects.split(",") if x.strip()] if args.defects else None
     report = asyncio.run(selftest(names=names, parallel=args.parallel, concurrency=args.concurrency,
                                   run_seed=args.seed, within=args.within, suite_dir=args.suite,
                                   progress=None if args.quiet else sys.stderr))
     print(json.dumps(report, ensure_ascii=False))
-    ok = not report["clean_failures"] and report["detected"] == report["defects"]
+    ok = not report["clean_failures"] and report["detected"] == report["defects"] and not report["kinds_missing"]
     return 0 if ok else 1
 
 
@@ -222,4 +272,13 @@ def add_parser(subparsers: Any) -> None:
                    help="seconds a check waits for a message in the defect runs (4)")
     p.add_argument("--suite", default=None, help="a scenario folder instead of the shipped suite")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    m = p.add_argument_group("mutation mode (any SUT): defects injected into the traffic between SUT and gateway")
+    m.add_argument("--mutate", action="store_true",
+                   help="instead of the reference SUT's defects, rewrite what the SUT sends or answers "
+                        "(conformance/mutations.py TRAFFIC) and report which scenarios notice")
+    m.add_argument("--sut", default="reference", help="'reference' or the SUT's base URL (with --mutate)")
+    m.add_argument("--config", default=None, help="harness config (TOML) for a vendor SUT's gateway")
+    m.add_argument("--gateway-port", type=int, default=None, help="the gateway port a vendor SUT sends to")
+    m.add_argument("--mutations", default=None, help="comma-separated mutation names (default: all)")
+    m.add_argument("--scenarios", default=None, help="comma-separated scenario ids (default: the suite)")
     p.set_defaults(func=_cmd)

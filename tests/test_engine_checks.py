@@ -41,22 +41,25 @@ def rec(mtype: str, arrow: int | None, body: etree._Element, *, sender: str = "j
 
 
 def identity(code: str = CODE, seq: int = 1, reason: str = "A04", town: str = "丸の内") -> etree._Element:
-    return J.IdentityNotice(
+    el: etree._Element = J.IdentityNotice(
         J.Identity(J.JuminhyoCode(code), J.MyNumber(MY), J.Name(J.Kanji("山田　太郎")),
                    J.BirthDate(J.Western("1980-01-02")), J.Sex("1"),
                    J.Address(J.LgCode(SUT), J.Prefecture("東京都"), J.City("千代田区"), J.Town(town))),
         J.Change(J.Reason("職権記載", code=reason), J.EventDate(J.Western("2026-03-30")), J.Seq(str(seq))))
+    return el
 
 
 def transfer(target: str = "税務") -> etree._Element:
-    return J.ResidentTransfer(J.TransferNo("T-1"), J.Target(target))
+    el: etree._Element = J.ResidentTransfer(J.TransferNo("T-1"), J.Target(target))
+    return el
 
 
 def cert_data(remarks: str = "") -> etree._Element:
     m = J.Member(J.Name(J.Kanji("山田　太郎")))
     if remarks:
         m.append(J.Remarks(remarks))
-    return J.CertificateData(J.RequestNo("R-1"), J.Result(J.Status("accepted")), m)
+    el: etree._Element = J.CertificateData(J.RequestNo("R-1"), J.Result(J.Status("accepted")), m)
+    return el
 
 
 def ctx(records: list[Rec], window: int = 0, steps: dict[str, StepResult] | None = None) -> CheckContext:
@@ -125,7 +128,7 @@ def test_person_order_catches_changes_out_of_order() -> None:
     assert run("sequence.person_order", [one, two])[0]
     late_one = rec("IdentityNotice", 8, identity(seq=1), seq=two.seq + 1)
     ok, msg = run("sequence.person_order", [two, late_one])
-    assert not ok and "out of order" in msg
+    assert not ok and "1, 2, 3" in msg
 
 
 def test_changes_need_their_reasons_in_order_and_seq_plus_one() -> None:
@@ -299,7 +302,8 @@ def test_every_check_has_a_stable_unique_code_and_a_schema() -> None:
     codes = [c.code for c in CHECKS.values()]
     assert len(codes) == len(set(codes))
     assert {c.name for c in CHECKS.values() if c.auto} == {
-        "class.no_my_number", "sequence.no_duplicate", "sequence.sut_not_refused", "sequence.person_order"}
+        "class.no_my_number", "sequence.no_duplicate", "sequence.sut_not_refused", "sequence.person_order",
+        "identity.name_exact", "clock.virtual_time"}
     for c in CHECKS.values():
         assert c.params["properties"]["check"] == {"const": c.name}
 
@@ -309,3 +313,157 @@ def test_an_evaluation_error_is_a_failed_outcome_not_a_crash() -> None:
     bad = {"match": {"arrow": 8}, "assert": [{"xpath": "j:[", "equals": "x"}]}
     o = run_check("content.message", ctx([r]), bad)
     assert not o.passed and "could not evaluate" in o.message
+
+
+# ------------------------------------------------------------------------- judge (issue 12): sharper checks
+
+def _named(kanji: str, code: str = CODE, seq: int = 1) -> etree._Element:
+    body = identity(code, seq=seq)
+    body.find(".//{urn:juki-harness:1}Kanji").text = kanji  # type: ignore[union-attr]
+    return body
+
+
+def _counter_request(kanji: str) -> Rec:
+    """What the harness gave the SUT: a counter request naming the person."""
+    return rec("CounterRequest", 30, J.CounterRequest(J.Person(J.Name(J.Kanji(kanji)))), sender="counter",
+               receiver="juki")
+
+
+@pytest.mark.parametrize("registered, sent", [
+    ("渡辺　太郎", "渡邊　太郎"),  # 異体字
+    ("髙橋　一郎", "高橋　一郎"),  # beyond JIS X 0208, normalised
+    ("葛\U000e0100西　花子", "葛西　花子"),  # IVS selector dropped
+])
+def test_a_name_must_be_the_registered_one_character_for_character(registered: str, sent: str) -> None:
+    given = _counter_request(registered)
+    assert run("identity.name_exact", [given, rec("IdentityNotice", 8, _named(registered))])[0]
+    ok, msg = run("identity.name_exact", [given, rec("IdentityNotice", 8, _named(sent))])
+    assert not ok and "differ" in msg
+    # CS relaying the SUT's own wrong name to the prefecture does not make it "given"
+    relay = rec("IdentityNotice", 5, _named(sent), sender="cs", receiver="pref")
+    assert not run("identity.name_exact", [given, rec("IdentityNotice", 8, _named(sent)), relay])[0]
+
+
+def test_a_name_from_the_fixtures_counts_as_registered() -> None:
+    from types import SimpleNamespace
+
+    person = SimpleNamespace(name=SimpleNamespace(kanji="齊藤　次郎", kana=None, latin=None, tsusho=None,
+                                                  tsusho_kana=None, former_surname=None,
+                                                  former_surname_kana=None))
+    c = ctx([rec("IdentityNotice", 8, _named("齊藤　次郎"))])
+    c.people = {CODE: person}
+    assert run_check("identity.name_exact", c, {}).passed
+    c = ctx([rec("IdentityNotice", 8, _named("斉藤　次郎"))])
+    c.people = {CODE: person}
+    assert not run_check("identity.name_exact", c, {}).passed
+
+
+def _wide_area(building: str = "丸の内ビル101", block: str = "1丁目2番3号") -> etree._Element:
+    el: etree._Element = J.WideAreaCopyInfo(J.RequestNo("R-1"), J.Result(J.Status("accepted")), J.Member(
+        J.JuminhyoCode(CODE), J.Name(J.Kanji("山田　太郎")),
+        J.Address(J.LgCode(SUT), J.Prefecture("東京都"), J.City("千代田区"), J.Town("丸の内"), J.Block(block),
+                  J.Building(building))))
+    return el
+
+
+@pytest.mark.parametrize("building", ["丸の内ビル101（本籍 東京都千代田区1番地）", "筆頭者 山田　一郎",
+                                      "大阪府大阪市北区梅田1丁目100番地"])
+def test_no_honseki_anywhere_not_even_as_text_in_another_field(building: str) -> None:
+    p = {"match": {"arrow": 8, "type": "WideAreaCopyInfo"}, "values": ["大阪府大阪市北区梅田1丁目100番地"]}
+    assert run("privacy.no_honseki", [rec("WideAreaCopyInfo", 8, _wide_area())], p)[0]
+    ok, msg = run("privacy.no_honseki", [rec("WideAreaCopyInfo", 8, _wide_area(building))], p)
+    assert not ok and "本籍" in msg
+
+
+def test_the_address_must_equal_the_registered_one() -> None:
+    from types import SimpleNamespace
+
+    addr = SimpleNamespace(lg_code=SUT, postal_code=None, prefecture="東京都", city="千代田区", town="丸の内",
+                           block="1丁目2番3号", building="丸の内ビル101", overseas=None)
+    p = {"match": {"arrow": 8, "type": "WideAreaCopyInfo"}, "person": CODE, "xpath": "j:Member/j:Address"}
+    for body, want in ((_wide_area(), True), (_wide_area(block="1丁目2番4号"), False)):
+        c = ctx([rec("WideAreaCopyInfo", 8, body)])
+        c.people = {CODE: SimpleNamespace(address=addr, my_number=MY)}
+        o = run_check("content.registered_address", c, p)
+        assert o.passed is want, o.message
+
+
+def _copy_step(*extra: etree._Element) -> StepResult:
+    doc = J.Document(J.Member(J.Name(J.Kanji("山田　太郎"))), *extra, kind="住民票の写し")
+    body = J.CounterResult(J.Result(J.Status("accepted")), doc)
+    h = header("CounterResult", ("juki", SUT), ("counter", SUT), sent_at=T0)
+    return StepResult("copy", "counter", status=200, response=build(h, body))
+
+
+@pytest.mark.parametrize("leak", [
+    lambda: J.MyNumber(MY),
+    lambda: J.Item(J.Label("備考"), J.Value(f"番号 {MY}")),
+    lambda: J.Item(J.Label("住民票コード"), J.Value(CODE)),
+])
+def test_an_accepted_third_party_copy_prints_no_my_number_or_code(leak: Any) -> None:
+    p = {"step": "copy", "persons": [CODE]}
+    assert run("privacy.restricted_items", [], p, steps={"copy": _copy_step()})[0]
+    ok, msg = run("privacy.restricted_items", [], p, steps={"copy": _copy_step(leak())})
+    assert not ok and MY not in msg
+
+
+@pytest.mark.parametrize("seqs, good", [([1, 2, 3], True), ([7, 8], False), ([1, 3], False), ([2], False)])
+def test_seq_starts_at_one_and_runs_without_gaps(seqs: list[int], good: bool) -> None:
+    recs = [rec("IdentityNotice", 8, identity(seq=s)) for s in seqs]
+    assert run("sequence.person_order", recs)[0] is good
+
+
+def test_a_code_change_continues_the_seq_of_the_previous_code() -> None:
+    new = make_juminhyo_code("2234567890")
+    body = identity(new, seq=3)
+    body.append(J.PreviousJuminhyoCode(CODE))
+    recs = [rec("IdentityNotice", 8, identity(seq=1)), rec("IdentityNotice", 8, identity(seq=2)),
+            rec("IdentityNotice", 8, body)]
+    assert run("sequence.person_order", recs)[0]
+
+
+def _dated(sent_at: datetime, business: str, vt: datetime) -> Rec:
+    r = rec("IdentityNotice", 8, identity())
+    h = header("IdentityNotice", ("juki", SUT), ("cs", SUT), sent_at=sent_at,
+               business_date=datetime.fromisoformat(business).date())
+    r.data["payload"] = build(h, identity()).decode()
+    r.data["virtual_time"] = vt.isoformat()
+    return r
+
+
+def test_sent_at_and_business_date_come_from_the_virtual_clock() -> None:
+    vt = datetime(2026, 3, 30, 10, 0, tzinfo=UTC)
+    c = ctx([_dated(vt, "2026-03-30", vt)])
+    c.virtual_start = (vt - timedelta(minutes=5)).isoformat()
+    assert run_check("clock.virtual_time", c, {}).passed
+    wall = datetime(2026, 12, 5, 7, 0, tzinfo=UTC)
+    for r in (_dated(wall, "2026-03-30", vt), _dated(vt, "2026-12-05", vt)):
+        c = ctx([r])
+        c.virtual_start = (vt - timedelta(minutes=5)).isoformat()
+        assert not run_check("clock.virtual_time", c, {}).passed
+
+
+def test_order_per_person_fails_when_every_person_is_out_of_order() -> None:
+    other = make_juminhyo_code("3234567890")
+
+    def rt(code: str) -> etree._Element:
+        el: etree._Element = J.ResidentTransfer(J.TransferNo("T"), J.Target("税務"), J.Resident(J.JuminhyoCode(code)))
+        return el
+
+    # person A: IdentityNotice, B: ResidentTransfer, A: ResidentTransfer, B: IdentityNotice
+    wrong = [rec("IdentityNotice", 8, identity(CODE)), rec("ResidentTransfer", 21, rt(other), receiver="others"),
+             rec("ResidentTransfer", 21, rt(CODE), receiver="others"), rec("IdentityNotice", 8, identity(other))]
+    msgs = [{"arrow": 8, "type": "IdentityNotice"}, {"arrow": 21, "type": "ResidentTransfer"}]
+    assert run("sequence.order", wrong, {"messages": msgs})[0]  # "some message later": blind to it
+    ok, msg = run("sequence.order", wrong, {"messages": msgs, "per": "(.//j:JuminhyoCode)[1]"})
+    assert not ok and other in msg
+    right = [wrong[0], wrong[2], wrong[3], wrong[1]]
+    right = [Rec({**r.data, "seq": i + 1000}) for i, r in enumerate(right)]
+    assert run("sequence.order", right, {"messages": msgs, "per": "(.//j:JuminhyoCode)[1]"})[0]
+
+
+def test_an_expectation_names_its_rule_and_a_failure_shows_it() -> None:
+    o = run_check("sequence.present", ctx([]), {"match": {"arrow": 8}, "because": "contract §3"})
+    assert not o.passed and o.because == "contract §3" and o.to_json()["because"] == "contract §3"
+    assert "because" in CHECKS["sequence.present"].params["properties"]
+    assert CHECKS["sequence.order"].ready is not None  # readiness declared with the check itself

@@ -128,3 +128,17 @@ def test_suite_digest_changes_with_content(tmp_path: Path) -> None:
     b = load_suite(tmp_path)
     assert a.version == "9.1" and len(a.scenarios) == 1
     assert a.digest != b.digest
+
+
+def test_an_expectation_may_name_its_rule_and_per_person_order_loads() -> None:
+    text = GOOD.replace("      - check: sequence.absent\n", """      - check: sequence.order
+        because: "contract §3 (1 before 2, per person)"
+        per: "(.//j:JuminhyoCode)[1]"
+        messages: [{arrow: 8, type: IdentityNotice}, {arrow: 21, type: ResidentTransfer}]
+      - check: sequence.absent
+""")
+    sc = load_text(text, "scenarios/R04/F06.yaml")[0]
+    order = next(e for e in sc.expect if e.check == "sequence.order")
+    assert order.params["because"].startswith("contract §3") and order.params["per"]
+    bad = text.replace('because: "contract §3 (1 before 2, per person)"', "because: [not, a, string]")
+    assert "because" in str(_error(bad))

@@ -43,6 +43,11 @@ def test_every_scenario_passes_and_covers_every_function_and_route(full_run: Ful
     assert full_run.code == 0, full_run.console[-4000:]
     doc = json.loads((full_run.out / "results.json").read_text(encoding="utf-8"))
     assert doc["summary"]["verdict"] == "pass" and doc["summary"]["failed"] == 0
+    assert doc["summary"]["conformance"] == "CONFORMS" and doc["summary"]["partial"] is False
+    assert "適合（CONFORMS）— スイート版 1.0" in full_run.console
+    html = (full_run.out / "report.html").read_text(encoding="utf-8")
+    assert 'id="verdict" data-verdict="CONFORMS"' in html
+    assert html.index('id="verdict"') < html.index('id="diagram"')  # the first screen
     assert doc["coverage"]["functions_covered"] == 30 and doc["coverage"]["routes_covered"] == 22
     for f, c in doc["coverage"]["functions"].items():
         assert c["positive"] >= 1 and c["negative"] >= 2, f
@@ -60,7 +65,7 @@ def test_the_bundle_verifies_offline(full_run: FullRun) -> None:
     proc = subprocess.run([*CLI, "verify", str(full_run.out / "evidence.json")], capture_output=True, text=True,
                           timeout=120, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "PASS" in proc.stdout
+    assert "bundle intact; the run CONFORMS — suite" in proc.stdout
 
 
 def test_the_report_renders_in_headless_chromium(full_run: FullRun, tmp_path: Path) -> None:
