@@ -17,6 +17,7 @@ SUBCOMMAND_MODULES = (
     "conformance.samples",
     "conformance.cli_serve",
     "conformance.certify",
+    "conformance.cli_sut",
     "conformance.selftest",
     "reports.cli",
     "load.cli",
@@ -54,11 +55,23 @@ def _cmd_routes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("juki-harness")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="juki-harness",
         description="Gateway simulator and conformance harness for 既存住基システム (resident-record systems).",
     )
+    p.add_argument("--version", action="version", version=f"juki-harness {_version()} "
+                   f"(route catalogue {catalogue_mod.default().version}, SUT contract "
+                   f"{catalogue_mod.default().counter_contract_version})")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     r = sub.add_parser("routes", help="print the route catalogue (actors, arrows, routes, functions, types)")
     r.add_argument("--json", action="store_true", help="machine-readable output")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance import catalogue as catalogue_mod
+from conformance import verdict as verdict_mod
 from conformance.errors import HarnessError, fail
 from conformance.masking import mask_text
 from reports.evidence import (
@@ -63,6 +64,20 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_verdict_line(bundle: dict[str, Any], results: dict[str, Any] | None) -> str:
+    """What the intact bundle says about the run: its verdict in words (never PASS for a failed run)."""
+    summary = (results or {}).get("summary") or {}
+    word = summary.get("conformance")
+    if results is not None and word:
+        return f"bundle intact; the run {verdict_mod.headline(summary, results.get('suite') or {}, 'en')}"
+    verdicts = [v.get("verdict") for v in bundle.get("verdicts") or [] if isinstance(v, dict)]
+    bad = sum(v != "pass" for v in verdicts)
+    if bad:
+        return f"bundle intact; the run {verdict_mod.DOES_NOT_CONFORM}: {bad} of {len(verdicts)} scenarios failed"
+    return (f"bundle intact; all {len(verdicts)} scenario verdicts pass (whether the whole suite ran is in "
+            "results.json, not given)")
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
     p = Path(args.bundle)
     try:
@@ -85,6 +100,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         print(line)
     if results is not None and check.ok:
         print(mask_text(f"results.json beside the bundle agrees with its {check.verdicts} verdicts"))
+    if check.ok:
+        print(mask_text(run_verdict_line(bundle, results)))
     anchor = bundle.get("anchor") or {}
     print(mask_text(f"anchor: last_seq={anchor.get('last_seq')} last_hash={anchor.get('last_hash')} "
                     f"bundle digest={(bundle.get('digests') or {}).get('bundle')}"), file=sys.stderr)

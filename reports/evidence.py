@@ -190,7 +190,7 @@ def build_evidence(results: Mapping[str, Any], records: Iterable[TraceRecord | M
     anchor = {
         "count": len(stored), "first_seq": recs[0].seq if recs else None,
         "last_seq": recs[-1].seq if recs else None, "last_hash": recs[-1].hash if recs else GENESIS,
-        "last_evidence_hash": prev,
+        "last_evidence_hash": prev, "results_digest": results_digest(results),
     }
     bundle: dict[str, Any] = {
         "format": FORMAT, "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -217,6 +217,11 @@ def _digests(bundle: Mapping[str, Any]) -> dict[str, Any]:
     d["bundle"] = sha256_json({"versions": d["versions"], "verdicts": d["verdicts"], "context": d["context"],
                                "anchor": bundle["anchor"]})
     return d
+
+
+def results_digest(results: Mapping[str, Any]) -> str:
+    """Digest of results.json as written (JSON round trip): the anchor holds it, so verify catches an edit."""
+    return sha256_json(json.loads(json.dumps(results, ensure_ascii=False, default=str)))
 
 
 def file_digest(path: str | Path) -> str | None:
@@ -270,10 +275,11 @@ class BundleCheck:
         return not self.problems
 
     def lines(self) -> list[str]:
+        """"bundle intact: ..." (integrity only, never the run's verdict) or one "FAIL: ..." per problem."""
         if self.ok:
             extra = " and the trace's own chain over raw payloads" if self.mode == "raw" else ""
-            return [mask_text(f"PASS: {self.count} trace records (evidence chain{extra}), {self.verdicts} "
-                              f"verdicts, versions and digests verify")]
+            return [mask_text(f"bundle intact: {self.count} trace records (evidence chain{extra}), "
+                              f"{self.verdicts} verdicts, versions and digests verify")]
         return [mask_text(f"FAIL: {p}") for p in self.problems]
 
 
@@ -367,6 +373,10 @@ def _verify(bundle: Mapping[str, Any], results: Mapping[str, Any] | None) -> Bun
         out.problems.append("bundle digest does not match the versions, verdicts, context and anchor digests")
 
     if results is not None:
+        want = (bundle.get("anchor") or {}).get("results_digest")
+        if want is not None and results_digest(results) != want:
+            out.problems.append("results.json was changed after the run: its digest does not match the "
+                                "evidence anchor's results_digest (summary, verdicts or any other field)")
         mine = {v.get("id"): v for v in verdicts if isinstance(v, dict)}
         for sc in results.get("scenarios", []):
             ev = mine.get(sc.get("id"))

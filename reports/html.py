@@ -20,6 +20,7 @@ from lxml import etree
 from markupsafe import Markup
 
 from conformance import catalogue as catalogue_mod
+from conformance import verdict as verdict_mod
 from conformance.catalogue import Catalogue
 from conformance.errors import HarnessError
 from conformance.masking import mask_text
@@ -32,6 +33,7 @@ LANGS = ("ja", "en")
 MAX_ARROW_MESSAGES = 200
 MAX_CLOCK_ROWS = 500
 MAX_EVIDENCE_ITEMS = 20  # evidence items shown per failed expectation
+MAX_DETAILED_PER_GROUP = 3  # failed scenarios shown in full per first cause
 
 LABELS: dict[str, dict[str, str]] = {
     "ja": {
@@ -65,6 +67,9 @@ LABELS: dict[str, dict[str, str]] = {
         "records": "トレース件数", "mode_masked": "マスク", "mode_raw": "生データ保持（--keep-raw）",
         "function_status": "機能別結果", "scenario_error": "シナリオのエラー",
         "not_present": "この電文にありません", "highlighted": "強調表示は存在する最も深い部分",
+        "verdict_title": "判定", "groups": "不合格の原因別まとめ（最初の原因ごと）", "cause": "原因",
+        "count": "件数", "not_run_title": "未実施（SUT の /contract にない操作を使うシナリオ）",
+        "missing_ops": "未実装の操作", "shown_per_group": "詳細は原因ごとに最初の数件のみ表示",
     },
     "en": {
         "title": "Conformance report", "sut": "System under test", "harness": "Harness version",
@@ -97,6 +102,9 @@ LABELS: dict[str, dict[str, str]] = {
         "mode_raw": "raw kept (--keep-raw)", "function_status": "Functions",
         "scenario_error": "Scenario error", "not_present": "not present in this message",
         "highlighted": "highlighted: the deepest part that exists",
+        "verdict_title": "Verdict", "groups": "Failures grouped by first cause", "cause": "cause",
+        "count": "count", "not_run_title": "Not run (scenarios needing operations the SUT's /contract does not list)",
+        "missing_ops": "operations not implemented", "shown_per_group": "details below: the first few per cause",
     },
 }
 LINE_JA = {"manual": "破線", "system": "実線"}
@@ -452,6 +460,19 @@ def build_model(results: Mapping[str, Any], evidence: Mapping[str, Any], cat: Ca
 
     counts = {v: sum(s["verdict"] == v for s in scenarios) for v in ("pass", "fail", "error")}
     clock = list(evidence.get("clock_log") or [])
+    groups = results.get("failure_groups")
+    if groups is None:
+        groups = verdict_mod.group_failures(scenarios)
+    # full detail for the first few scenarios of each cause only: one missing consequence is one story
+    detailed = {i for g in groups for i in g["scenarios"][:MAX_DETAILED_PER_GROUP]}
+    failures = [f for f in failures if f["scenario"].get("id") in detailed]
+    summary = dict(results.get("summary") or {})
+    if not summary.get("conformance"):
+        total, passed = len(scenarios), counts["pass"]
+        summary["conformance"] = verdict_mod.verdict(total=total, passed=passed, partial=False)
+        summary.setdefault("total", total)
+        summary.setdefault("passed", passed)
+    word = str(summary["conformance"])
     return {
         "lang": lang, "L": LABELS[lang], "cat": cat, "results": results, "evidence": evidence,
         "scenarios": scenarios, "counts": counts, "failures": failures,
@@ -461,6 +482,9 @@ def build_model(results: Mapping[str, Any], evidence: Mapping[str, Any], cat: Ca
         "versions": evidence.get("versions") or {}, "anchor": evidence.get("anchor") or {},
         "digests": evidence.get("digests") or {}, "masking": evidence.get("masking") or {},
         "line_ja": LINE_JA, "class_ja": CLASS_JA, "fit": diagram.fit,
+        "verdict_word": word, "verdict_class": {"CONFORMS": "pass", "PARTIAL": "partial"}.get(word, "fail"),
+        "headline": verdict_mod.headline(summary, results.get("suite") or {}, lang),
+        "groups": groups, "not_run": list(results.get("not_run") or []),
     }
 
 

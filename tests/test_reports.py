@@ -24,7 +24,14 @@ from reports.demo import (
     synthetic_records,
     synthetic_results,
 )
-from reports.evidence import build_evidence, file_digest, sha256_json, verify_bundle, versions_of
+from reports.evidence import (
+    build_evidence,
+    file_digest,
+    results_digest,
+    sha256_json,
+    verify_bundle,
+    versions_of,
+)
 from reports.html import LABELS, build_model, pretty_xml, render_html
 from simulators.trace import TraceRecord, TraceStore, record_to_json
 
@@ -71,7 +78,7 @@ def _verify(path: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tupl
 def test_untouched_bundle_verifies(out: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc, text = _verify(out, capsys)
     assert rc == 0, text
-    assert text.startswith("PASS: 4 trace records")
+    assert text.startswith("bundle intact: 4 trace records")
     assert "results.json beside the bundle agrees" in text
 
 
@@ -88,7 +95,8 @@ def test_bundle_keeps_what_a_reviewer_needs(out: Path, records: list[TraceRecord
     assert [r["payload_sha256"] for r in b["records"]] == [r.payload_sha256 for r in records]
     assert [v["verdict"] for v in b["verdicts"]] == ["pass", "fail", "error"]
     assert b["anchor"] == {"count": 4, "first_seq": 1, "last_seq": 4, "last_hash": records[-1].hash,
-                           "last_evidence_hash": b["records"][-1]["evidence_hash"]}
+                           "last_evidence_hash": b["records"][-1]["evidence_hash"],
+                           "results_digest": results_digest(json.loads((out / "results.json").read_text("utf-8")))}
     assert b["config"]["sut"]["token"] == "***"
     assert b["config"]["tls"] == {"key_file": "***", "password": "***"}
     assert b["config"]["gateway"]["port"] == 8080
@@ -411,3 +419,40 @@ def test_a_structurally_damaged_bundle_fails_without_crashing(damage: Callable[[
     check = verify_bundle(b)
     assert not check.ok
     assert check.lines()[0].startswith("FAIL: ")
+
+
+def test_diagram_number_badges_do_not_overlap(cat: catalogue.Catalogue) -> None:
+    """No badge covers another (13/14, 23/24/30/31 did) or sits on an actor box."""
+    import math
+
+    from reports import diagram
+
+    d = diagram.build(cat, {})
+    spots = [(a.n, a.label_x, a.label_y) for a in d.arrows]
+    assert len(spots) == sum(1 for a in cat.arrows.values() if a.src and a.dst)
+    for i, (n, x, y) in enumerate(spots):
+        for m, u, v in spots[i + 1:]:
+            assert math.hypot(x - u, y - v) >= 2 * diagram.LABEL_R, (n, m)
+        for b in d.boxes:
+            assert abs(x - b.x) >= diagram.BOX_W / 2 or abs(y - b.y) >= diagram.BOX_H / 2, (n, b.id)
+
+
+def test_diagram_badges_of_bent_arrows_sit_off_the_other_curve(cat: catalogue.Catalogue) -> None:
+    """13 and 14 bend over the SUT 12 px apart: a badge on one must not sit under the other's line."""
+    import math
+    import re as re_
+
+    from reports import diagram
+
+    d = diagram.build(cat, {})
+    bent = [a for a in d.arrows if " Q" in a.path]
+    assert len(bent) >= 2
+    for a in bent:
+        for b in bent:
+            if a.n == b.n:
+                continue
+            x0, y0, mx, my, x2, y2 = map(float, re_.findall(r"-?\d+(?:\.\d+)?", b.path))
+            pts = [((1 - t) ** 2 * x0 + 2 * (1 - t) * t * mx + t ** 2 * x2,
+                    (1 - t) ** 2 * y0 + 2 * (1 - t) * t * my + t ** 2 * y2) for t in (i / 200 for i in range(201))]
+            gap = min(math.hypot(a.label_x - x, a.label_y - y) for x, y in pts)
+            assert gap >= diagram.LABEL_R + 0.4, (a.n, b.n, gap)
