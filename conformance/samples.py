@@ -520,9 +520,12 @@ def _draw(type_id: str, seed: int, lg_code: str, attempt: int) -> tuple[bytes, s
     def lg(actor: str) -> str:
         return peer.lg_code if actor == "peer" else factory.lg_code
 
+    # A message for another municipality crosses 8 then 1: it is addressed to cs with the peer's lgCode
+    # (contract §4, "Messages for another municipality").
+    for_peer = mt.arrows[:1] == (8,) and 1 in mt.arrows
     correlation = f"C-{w.alnum(10)}" if mt.mode == "response" or type_id == "ErrorReport" else None
     h = Header(message_type=type_id, sender_actor=src, sender_lg=lg(src), receiver_actor=dst,
-               receiver_lg=lg(dst), sent_at=SENT_AT, business_date=BUSINESS_DATE,
+               receiver_lg=peer.lg_code if for_peer else lg(dst), sent_at=SENT_AT, business_date=BUSINESS_DATE,
                message_id=f"M-{w.alnum(12)}", correlation_id=correlation)
     return build(h, body), data_class
 
