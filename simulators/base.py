@@ -7,6 +7,7 @@ gateway replays the trace through ``apply`` only, so state is restored and nothi
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, ClassVar, Protocol
@@ -63,6 +64,56 @@ class GatewayPort(Protocol):
         ...
 
 
+#: Entries kept per map (and per list) of the untenanted state. Traffic with no tenant (a benchmark, a load
+#: run, a vendor's own traffic) is open-ended: its state forgets the oldest entries instead of growing with
+#: every message. A tenant's state lives only as long as its scenario and is not capped.
+UNTENANTED_CAP = 20_000
+
+
+class CappedDict(OrderedDict[Any, Any]):
+    """A dict that forgets its oldest entry once it holds ``cap`` entries."""
+
+    def __init__(self, cap: int, *args: Any, **kwargs: Any) -> None:
+        self.cap = cap
+        super().__init__(*args, **kwargs)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        super().__setitem__(key, value)
+        while len(self) > self.cap:
+            self.popitem(last=False)
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+
+class CappedList(list[Any]):
+    """A list that drops its oldest half once it holds ``cap`` items (amortised O(1) per append)."""
+
+    def __init__(self, cap: int, items: Any = ()) -> None:
+        self.cap = cap
+        super().__init__(items)
+
+    def append(self, item: Any) -> None:
+        super().append(item)
+        if len(self) > self.cap:
+            del self[: len(self) - self.cap // 2]
+
+
+def capped_state(st: dict[str, Any], cap: int = UNTENANTED_CAP) -> dict[str, Any]:
+    """``st`` with each top-level map and list replaced by a capped one (counters stay as they are)."""
+    out: dict[str, Any] = {}
+    for k, v in st.items():
+        if isinstance(v, dict):
+            out[k] = CappedDict(cap, v)
+        elif isinstance(v, list):
+            out[k] = CappedList(cap, v)
+        else:
+            out[k] = v
+    return out
+
+
 class Simulator:
     """Base class: per-tenant state dicts, ``apply`` (state) and ``react`` (side effects)."""
 
@@ -75,7 +126,10 @@ class Simulator:
     def state(self, tenant: str | None) -> dict[str, Any]:
         st = self._state.get(tenant)
         if st is None:
-            st = self._state[tenant] = self.new_state()
+            st = self.new_state()
+            if tenant is None:
+                st = capped_state(st)
+            self._state[tenant] = st
         return st
 
     def new_state(self) -> dict[str, Any]:

@@ -8,7 +8,8 @@ record, so a restart replays it. Everything needs the control token (``gateway.t
 Beyond docs/control-api.md (additions, same token):
     GET  /control/tenants                          every tenant
     POST /control/tenants/{t}/hours      {"enforce": true, "maintenance": [{"start", "end", "actors"}]}
-                                         hours enforcement is off unless a scenario turns it on
+    PUT  /control/tenants/{t}/hours      hours enforcement is off unless a scenario turns it on; a given
+                                         "maintenance" list (even []) replaces the tenant's windows
     POST /control/tenants/{t}/register   {"values": ["住民票コード", ...]} attribute identifiers
     POST /control/tenants/{t}/clock                also {"freeze": true|false}
 """
@@ -24,8 +25,10 @@ from aiohttp import web
 
 from conformance.errors import Finding, HarnessError, fail
 from conformance.xmlsafe import parse
-from simulators.faults import faults_app
-from simulators.gateway import GATEWAY_KEY, Gateway, Tenant, control_only
+from simulators.faults import add_fault_routes
+from simulators.gateway.auth import control_only, simulated
+from simulators.gateway.core import GATEWAY_KEY, Gateway
+from simulators.gateway.values import Tenant
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 WAIT_FILTERS = ("arrow", "type", "kind", "verdict", "since", "message_id", "correlation_id", "sender",
@@ -175,7 +178,7 @@ async def send(request: web.Request) -> web.Response:
                    f"(simulated: {', '.join(sorted(gw.sims))})")
     raw = _str(body, "raw")
     if raw is not None:
-        out = await gw.submit(raw.encode("utf-8"), actors=frozenset({actor}), tenant=t.id, origin="control")
+        out = await gw.submit(raw.encode("utf-8"), principal=simulated(actor), tenant=t.id, origin="control")
     else:
         to, mtype, xml = _str(body, "to"), _str(body, "type"), _str(body, "body")
         if not to or not mtype or not xml:
@@ -238,15 +241,15 @@ async def hours(request: web.Request) -> web.Response:
     enforce = body.get("enforce")
     if enforce is not None and not isinstance(enforce, bool):
         raise fail("GW-CONTROL-FIELD", "enforce must be true or false")
-    maint = body.get("maintenance") or []
-    if not isinstance(maint, list) or not all(isinstance(m, dict) and "start" in m and "end" in m
-                                              for m in maint):
+    maint = body.get("maintenance")
+    if maint is not None and (not isinstance(maint, list) or not all(
+            isinstance(m, dict) and "start" in m and "end" in m for m in maint)):
         raise fail("GW-CONTROL-FIELD", "maintenance must be a list of {start, end, actors?}")
     try:
         gw.set_hours(t.id, enforce=enforce, maintenance=maint)
     except (ValueError, KeyError) as e:
         raise fail("GW-CONTROL-FIELD", f"maintenance: {e}") from None
-    await gw.record_event("hours", t.id, {"enforce": enforce, "maintenance": maint})
+    await gw.record_event("hours", t.id, {"enforce": enforce, "maintenance": maint, "replace": True})
     return web.json_response({"enforce_hours": t.enforce_hours,
                               "maintenance": [{"start": m.start.isoformat(), "end": m.end.isoformat(),
                                                "actors": sorted(m.actors) if m.actors else None}
@@ -291,7 +294,7 @@ async def state(request: web.Request) -> web.Response:
 
 
 def control_app(gw: Gateway) -> web.Application:
-    """Mounted by the gateway at ``/control``; faults at ``/control/faults``."""
+    """Mounted by the gateway at ``/control``; faults at ``/control/faults`` (with or without a slash)."""
     app = web.Application(middlewares=[control_only(gw.control_credential), _errors])
     app[GATEWAY_KEY] = gw
     r = app.router
@@ -305,7 +308,8 @@ def control_app(gw: Gateway) -> web.Application:
     r.add_get("/tenants/{t}/clock", clock)
     r.add_post("/tenants/{t}/clock", clock)
     r.add_post("/tenants/{t}/hours", hours)
+    r.add_put("/tenants/{t}/hours", hours)
     r.add_get("/tenants/{t}/state/{actor}", state)
     r.add_post("/wait", wait)
-    app.add_subapp("/faults", faults_app(gw.faults))
+    add_fault_routes(app, gw.faults, "/faults")
     return app

@@ -30,6 +30,8 @@ API::
     Reorderer[T](window): push(item) -> list[T] released now;  flush() -> list[T];  len()
     faults_app(plan) -> web.Application   GET / (rules with "applied"), POST / (one rule, 201),
                                           DELETE /{id} (204 | 404), DELETE /?tenant= (clear; {"removed": n})
+    add_fault_routes(app, plan, prefix)   the same routes on ``app`` at ``prefix`` and ``prefix/`` (the
+                                          control API's /control/faults)
 
 Rule JSON / TOML form (``match`` keys may also be written at the top level)::
 
@@ -436,6 +438,18 @@ async def _delete(request: web.Request) -> web.Response:
 
 async def _clear(request: web.Request) -> web.Response:
     return web.json_response({"removed": request.app[PLAN_KEY].clear(request.query.get("tenant") or None)})
+
+
+def add_fault_routes(app: web.Application, plan: FaultPlan, prefix: str) -> None:
+    """Serve the admin API at ``prefix`` on ``app`` itself, with and without the trailing slash
+    (a sub-app at ``prefix`` answers only ``prefix/``: ``/control/faults`` was a 404)."""
+    app[PLAN_KEY] = plan
+    r = app.router
+    for path in (prefix, f"{prefix}/"):
+        r.add_get(path, _list)
+        r.add_post(path, _add)
+        r.add_delete(path, _clear)
+    r.add_delete(f"{prefix}/{{id}}", _delete)
 
 
 def faults_app(plan: FaultPlan) -> web.Application:

@@ -12,20 +12,37 @@ SUT, the gateway is bound first (the SUT needs its URL), then the SUT, then the 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Self
-
-from aiohttp import web
+from typing import Any, Self, TypeVar
 
 from simulators.base import Simulator
-from simulators.config import HarnessConfig, server_ssl_context
+from simulators.config import HarnessConfig
 from simulators.gateway import Gateway, ValidatorLike
+from simulators.gateway.http import build_app, start_server
 from simulators.trace import TraceStore
 
 log = logging.getLogger("juki.runtime")
+T = TypeVar("T")
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when it is installed (a cheaper hot path: issue 10), else None (asyncio's)."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def run(main: Coroutine[Any, Any, T], *, fast: bool = True) -> T:
+    """``asyncio.run`` on uvloop where installed (``serve``, ``certify``); ``fast=False``: plain asyncio."""
+    with asyncio.Runner(loop_factory=loop_factory() if fast else None) as runner:
+        return runner.run(main)
 
 
 class Runtime:
@@ -92,13 +109,8 @@ class Runtime:
         if gw.missing_simulators:
             log.warning("no simulator for: %s (messages to them are answered 503)",
                         ", ".join(gw.missing_simulators))
-        runner = web.AppRunner(gw.app(), access_log=None, handle_signals=False)
-        await runner.setup()
+        runner, self.port = await start_server(build_app(gw), gw_cfg)
         stack.push_async_callback(runner.cleanup)
-        site = web.TCPSite(runner, gw_cfg.host, gw_cfg.port, ssl_context=server_ssl_context(gw_cfg),
-                           backlog=1024)
-        await site.start()
-        self.port = _bound_port(runner, gw_cfg.port)
         host = f"[{gw_cfg.host}]" if ":" in gw_cfg.host else gw_cfg.host
         self.gateway_url = f"{gw_cfg.scheme}://{host}:{self.port}"
         if self.with_reference_sut:
@@ -121,13 +133,6 @@ class Runtime:
             "simulated": sorted(gw.sims), "real": {a: c.url for a, c in self.config.real_actors.items()},
             "missing_simulators": gw.missing_simulators, "replayed_records": gw.replayed,
         }
-
-
-def _bound_port(runner: web.AppRunner, configured: int) -> int:
-    for addr in runner.addresses:
-        if isinstance(addr, tuple) and len(addr) >= 2:
-            return int(addr[1])
-    return configured
 
 
 @contextlib.asynccontextmanager

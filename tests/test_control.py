@@ -117,7 +117,7 @@ async def test_seed_is_recorded_registers_identifiers_and_shows_in_state(harness
     ev = harness.store.query(kind="event", tenant=t)[-1]
     assert ev.note == "seed"
     assert harness.gateway.tenant_of(ev) == t
-    assert all(harness.gateway._tenant_by_id[p.juminhyo_code] == t for p in people)
+    assert all(harness.gateway.tenant_by_id(p.juminhyo_code) == t for p in people)
     _, state = await control("GET", f"/tenants/{t}/state/peer", expect=200)
     assert people[0].juminhyo_code in str(state)
     status, bad = await control("POST", f"/tenants/{t}/seed", {"actor": "nobody", "kind": "residents"})

@@ -28,7 +28,7 @@ async def serve(data_dir: Path) -> AsyncIterator[tuple[asyncio.subprocess.Proces
     with log.open("ab") as err:  # a file, not a pipe: a full pipe would stall the server
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "conformance.cli", "serve", "--port", "0", "--data-dir", str(data_dir),
-            "--json", cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=err,
+            "--json", "--insecure-default-tokens", cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=err,
             env={**os.environ, "PYTHONPATH": str(REPO)})
     try:
         assert proc.stdout is not None
