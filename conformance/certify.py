@@ -15,7 +15,6 @@ masked (``********1234``). A directory that already holds a run is not overwritt
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import shutil
 import sys
@@ -433,7 +432,9 @@ async def certify(*, sut: str = "reference", config: str | None = None, routes: 
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    return asyncio.run(certify(
+    from simulators.runtime import run  # uvloop where installed (issue 10)
+
+    return run(certify(
         sut=args.sut, config=args.config, routes=_split(args.routes), functions=_split(args.functions),
         ids=_split(args.scenarios), report_dir=Path(args.report_dir), concurrency=args.concurrency,
         run_seed=args.seed, suite_dir=args.suite, progress=not args.no_progress, keep_raw=args.keep_raw,

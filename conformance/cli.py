@@ -91,19 +91,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args))
-    except BrokenPipeError:  # e.g. `juki-harness routes | head`
-        sys.stderr.close()
-        return 0
-    except HarnessError as e:
-        for f in e.findings:
-            print(f.for_people(), file=sys.stderr)
-        if getattr(args, "json", False):
-            print(e.to_json())
-        return 2
+    from conformance.masking import masked_console
 
+    args = build_parser().parse_args(argv)
+    with masked_console(raw=bool(getattr(args, "raw", False))):  # 個人番号/住民票コード never on a console
+        try:
+            return int(args.func(args))
+        except BrokenPipeError:  # e.g. `juki-harness routes | head`
+            sys.stderr.close()
+            return 0
+        except HarnessError as e:
+            for f in e.findings:
+                print(f.for_people(), file=sys.stderr)
+            if getattr(args, "json", False):
+                print(e.to_json())
+            return 2
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -21,15 +21,76 @@ DEFAULT_URL = "http://127.0.0.1:8700"
 # ------------------------------------------------------------------------------------------------ serve
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from simulators.config import load_config
+    import errno
+    from dataclasses import replace
+
+    from conformance.errors import fail
+    from conformance.masking import install_log_masking
+    from simulators.config import check_bind, load_config
 
     logging.basicConfig(level=getattr(logging, args.log_level.upper()),
                         format="%(levelname)s %(name)s: %(message)s")
+    install_log_masking()
+    log = logging.getLogger("juki.serve")
     cfg = load_config(args.config, data_dir=Path(args.data_dir) if args.data_dir else None, port=args.port)
-    return asyncio.run(_serve(cfg, args.with_reference_sut, args.json))
+    if args.allow_public_bind:
+        cfg = replace(cfg, gateway=replace(cfg.gateway, allow_public_bind=True))
+    warning = check_bind(cfg.gateway)
+    if warning:
+        log.warning("%s", warning)
+    secrets_file: Path | None = None
+    if cfg.default_secrets():
+        if args.insecure_default_tokens:
+            if not cfg.gateway.loopback:
+                raise fail("GW-SECRETS", "--insecure-default-tokens works on loopback only")
+            log.warning("well-known tokens in use (%s): anyone on this machine can send and control",
+                        ", ".join(cfg.default_secrets()))
+        else:
+            cfg, secrets_file = generate_secrets(cfg)
+    try:
+        from simulators.runtime import run  # uvloop where installed (issue 10)
+
+        return run(_serve(cfg, args.with_reference_sut, args.json, secrets_file))
+    except OSError as e:
+        if e.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            raise fail("GW-BIND", f"cannot listen on {cfg.gateway.host}:{cfg.gateway.port}: "
+                       f"{e.strerror or e} (another process holds the port? choose one with --port)") from None
+        raise
 
 
-async def _serve(cfg: Any, with_reference_sut: bool, as_json: bool) -> int:
+def generate_secrets(cfg: Any) -> tuple[Any, Path]:
+    """Random tokens for every well-known default still configured, written to DATA_DIR/secrets.toml (0600).
+
+    Why a file and not the console: a console is scrolled back, shared and logged; the file is readable by
+    its owner only and lives with the run's data. Only the file's path is ever printed.
+    """
+    import os
+    import secrets
+
+    from simulators.config import DEFAULT_SECRETS
+
+    t = cfg.gateway.tokens
+
+    def fresh(v: str) -> str | None:
+        return secrets.token_urlsafe(24) if not v or v in DEFAULT_SECRETS else None
+
+    cfg = cfg.with_tokens(control=fresh(t.control), gateway_to_sut=fresh(t.gateway_to_sut),
+                          sut=fresh(cfg.sut.token))
+    d = Path(cfg.gateway.data_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / "secrets.toml"
+    text = ("# tokens of this run of juki-harness serve (generated: the configured ones were the well-known "
+            "defaults)\n[gateway.tokens]\n"
+            f'control = "{cfg.gateway.tokens.control}"\ngateway_to_sut = "{cfg.gateway.tokens.gateway_to_sut}"\n'
+            f'\n[sut]\ntoken = "{cfg.sut.token}"\n')
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(path, 0o600)
+    return cfg, path
+
+
+async def _serve(cfg: Any, with_reference_sut: bool, as_json: bool, secrets_file: Path | None = None) -> int:
     from simulators.runtime import Runtime
 
     stop = asyncio.Event()
@@ -39,6 +100,7 @@ async def _serve(cfg: Any, with_reference_sut: bool, as_json: bool) -> int:
     try:
         async with Runtime(cfg, with_reference_sut=with_reference_sut) as rt:
             info = rt.describe()
+            info["secrets_file"] = str(secrets_file) if secrets_file else None
             if as_json:
                 print(json.dumps(info, ensure_ascii=False), flush=True)
             else:
@@ -52,6 +114,8 @@ async def _serve(cfg: Any, with_reference_sut: bool, as_json: bool) -> int:
                     print("  real      " + ", ".join(f"{a} at {u}" for a, u in info["real"].items()))
                 if info["missing_simulators"]:
                     print(f"  missing   {', '.join(info['missing_simulators'])} (answered 503)")
+                if secrets_file:
+                    print(f"  tokens    generated for this run: {secrets_file} (mode 0600)")
                 print(f"  replayed  {info['replayed_records']} trace records; Ctrl-C stops", flush=True)
             await stop.wait()
     finally:
@@ -70,13 +134,13 @@ def _matches(rec: Any, args: argparse.Namespace) -> bool:
                 and (args.kind is None or rec.kind == args.kind) and rec.seq > args.since)
 
 
-def _print(rec: Any, as_json: bool) -> None:
+def _print(rec: Any, as_json: bool, raw: bool = False) -> None:
+    """One record: 個人番号 and 住民票コード masked unless ``--raw`` (the console wrapper masks again: harmless)."""
+    from conformance.masking import mask_personal
     from simulators.trace import format_record, record_to_json
 
-    if as_json:
-        print(json.dumps(record_to_json(rec), ensure_ascii=False), flush=True)
-    else:
-        print(format_record(rec), flush=True)
+    line = json.dumps(record_to_json(rec), ensure_ascii=False) if as_json else format_record(rec)
+    print(line if raw else mask_personal(line), flush=True)
 
 
 def _verdict(res: Any, as_json: bool, where: str) -> int:
@@ -109,7 +173,7 @@ def _trace_db(args: argparse.Namespace) -> int:
         raise fail("GW-TRACE-FOLLOW", "--follow needs --url (a running gateway), not --db")
     for rec in records:
         if _matches(rec, args):
-            _print(rec, args.json)
+            _print(rec, args.json, args.raw)
     return 0
 
 
@@ -139,7 +203,7 @@ async def _trace_http(args: argparse.Namespace) -> int:
                         raise fail("GW-TRACE-HTTP", f"{base}/trace/stream answered HTTP {r.status}")
                     async for line in r.content:
                         if line.strip():
-                            _print(record_from_json(json.loads(line)), args.json)
+                            _print(record_from_json(json.loads(line)), args.json, args.raw)
                 return 0
             since = args.since
             while True:
@@ -149,7 +213,7 @@ async def _trace_http(args: argparse.Namespace) -> int:
                         raise fail("GW-TRACE-HTTP", f"{base}/trace answered HTTP {r.status}: {text}")
                     obj = await r.json()
                 for o in obj["records"]:
-                    _print(record_from_json(o), args.json)
+                    _print(record_from_json(o), args.json, args.raw)
                 if obj.get("next_since") is None:
                     return 0
                 since = int(obj["next_since"])
@@ -185,6 +249,11 @@ def add_parsers(subparsers: Any) -> None:
     s.add_argument("--data-dir", help="where trace.sqlite lives (overrides the config)")
     s.add_argument("--json", action="store_true", help="print where everything listens as one JSON line")
     s.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    s.add_argument("--allow-public-bind", action="store_true",
+                   help="listen beyond loopback without TLS (warned; prefer gateway.tls_cert)")
+    s.add_argument("--insecure-default-tokens", action="store_true",
+                   help="keep the well-known tokens (loopback only, warned); by default serve replaces them "
+                        "with random ones written to DATA_DIR/secrets.toml")
     s.set_defaults(func=_cmd_serve)
 
     t = subparsers.add_parser("trace", help="read (or follow, or verify) the trace of a gateway")
@@ -200,6 +269,7 @@ def add_parsers(subparsers: Any) -> None:
     t.add_argument("--follow", action="store_true", help="keep printing new records (needs --url)")
     t.add_argument("--verify", action="store_true", help="check the hash chain; exit 1 naming the broken seq")
     t.add_argument("--json", action="store_true", help="one JSON record per line")
+    t.add_argument("--raw", action="store_true", help="do not mask 個人番号 and 住民票コード")
     t.set_defaults(func=_cmd_trace)
 
     b = subparsers.add_parser("bench", help="benchmarks: gateway throughput and added latency; the whole suite's "

@@ -33,22 +33,30 @@ from conformance.xmlsafe import NS, q
 __all__ = [
     "address_el",
     "address_from",
+    "change_el",
     "entry_el",
     "entry_from",
     "foreign_el",
     "foreign_from",
+    "foreign_person_el",
+    "fragment",
     "honseki_el",
     "honseki_from",
     "household_el",
     "household_from",
     "jdate_el",
     "jdate_from",
+    "koseki_person_el",
     "name_el",
     "name_from",
+    "new_el",
     "person_identity_el",
     "person_identity_from",
     "resident_el",
     "resident_from",
+    "resident_history_el",
+    "result_el",
+    "text_el",
 ]
 
 _El = etree._Element
@@ -72,6 +80,31 @@ def _text(parent: _El, tag: str, value: str | None) -> None:
     """Append ``<tag>value</tag>`` unless value is None (optional elements are left out, never empty)."""
     if value is not None:
         etree.SubElement(parent, q(tag)).text = value
+
+
+def new_el(tag: str) -> _El:
+    """A new element in the project namespace (declared as the default: no prefix in the output)."""
+    return _new(tag, None)
+
+
+def text_el(parent: _El, tag: str, value: str) -> _El:
+    """Append and return ``<tag>value</tag>``."""
+    el = etree.SubElement(parent, q(tag))
+    el.text = value
+    return el
+
+
+def fragment(el: _El) -> str:
+    """``el`` as XML text without its namespace declaration, for a template written in the default namespace.
+
+    Elements made here declare the project namespace once, on the element made without a parent; the text
+    reads back as the same element when placed where that namespace is the default (a message body).
+    """
+    text = etree.tostring(el, encoding="unicode")
+    return text.replace(_DECLARATION, "", 1)
+
+
+_DECLARATION = f' xmlns="{NS}"'
 
 
 def _date_text(d: date | None) -> str | None:
@@ -180,19 +213,74 @@ def resident_el(tag: str, r: Resident, parent: _El | None = None, *, include_my_
     _text(el, "Sex", r.sex)
     household_el("Household", r.household, r.relationship, el)
     address_el("Address", r.address, el)
-    if r.resident_since is not None:
-        jdate_el("ResidentSince", r.resident_since, el)
-    if r.address_since is not None:
-        jdate_el("AddressSince", r.address_since, el)
-    if r.previous_address is not None:
-        address_el("PreviousAddress", r.previous_address, el)
-    if include_honseki and r.honseki is not None:
-        honseki_el("Honseki", r.honseki, el)
-    if r.foreign is not None:
-        foreign_el("Foreign", r.foreign, el)
+    resident_history_el(r, el, include_honseki=include_honseki)
     for entry in r.entries:
         entry_el("IndividualEntry", entry, el)
     return el
+
+
+def change_el(tag: str, code: str, reason: str, event: JDate, seq: int, notified: date | None = None,
+              parent: _El | None = None) -> _El:
+    """ChangeType: Reason (異動事由, its code as an attribute), EventDate, NotifiedDate?, Seq."""
+    el = _new(tag, parent)
+    text_el(el, "Reason", reason).set("code", code)
+    jdate_el("EventDate", event, el)
+    _text(el, "NotifiedDate", _date_text(notified))
+    _text(el, "Seq", str(seq))
+    return el
+
+
+def koseki_person_el(tag: str, *, juminhyo_code: str | None, name: Name, birth: JDate, sex: str | None,
+                     honseki: Honseki | None, parent: _El | None = None) -> _El:
+    """KosekiPersonType: JuminhyoCode?, Name, BirthDate, Sex?, Honseki."""
+    el = _new(tag, parent)
+    _text(el, "JuminhyoCode", juminhyo_code or None)
+    name_el("Name", name, el)
+    jdate_el("BirthDate", birth, el)
+    _text(el, "Sex", sex or None)
+    if honseki is not None:
+        honseki_el("Honseki", honseki, el)
+    return el
+
+
+def foreign_person_el(tag: str, r: Resident, parent: _El | None = None, *, include_address: bool = True) -> _El:
+    """ForeignPersonType: Name, BirthDate, Sex, Nationality, ResidenceCardNo, Address? (never a 個人番号)."""
+    if r.foreign is None:
+        raise fail("XSD-CODEC", f"{r.name.display} is not a foreign resident")
+    el = _new(tag, parent)
+    name_el("Name", r.name, el)
+    jdate_el("BirthDate", r.birth_date, el)
+    _text(el, "Sex", r.sex)
+    _text(el, "Nationality", r.foreign.nationality)
+    _text(el, "ResidenceCardNo", r.foreign.residence_card_no)
+    if include_address:
+        address_el("Address", r.address, el)
+    return el
+
+
+def result_el(status: str, code: str | None = None, detail: str | None = None) -> _El:
+    """ResultType: Status (accepted | refused | not-found | held), Code?, Detail? (at most 2,000 characters)."""
+    el = _new("Result", None)
+    _text(el, "Status", status)
+    _text(el, "Code", code or None)
+    _text(el, "Detail", detail[:2000] if detail else None)
+    return el
+
+
+def resident_history_el(r: Resident, parent: _El, *, include_honseki: bool = True) -> _El:
+    """Append what follows the address in a ResidentType (and in a certificate's Member): ResidentSince?,
+    AddressSince?, PreviousAddress?, Honseki? (unless ``include_honseki`` is false), Foreign?."""
+    if r.resident_since is not None:
+        jdate_el("ResidentSince", r.resident_since, parent)
+    if r.address_since is not None:
+        jdate_el("AddressSince", r.address_since, parent)
+    if r.previous_address is not None:
+        address_el("PreviousAddress", r.previous_address, parent)
+    if include_honseki and r.honseki is not None:
+        honseki_el("Honseki", r.honseki, parent)
+    if r.foreign is not None:
+        foreign_el("Foreign", r.foreign, parent)
+    return parent
 
 
 # --- reading ------------------------------------------------------------------------------------------------

@@ -34,7 +34,6 @@ from lxml import etree
 from conformance import catalogue as catalogue_mod
 from conformance.checks import (
     CHECKS,
-    READY,
     CheckContext,
     Evidence,
     Outcome,
@@ -661,7 +660,8 @@ class _Run:
             for i, ex in enumerate(exps):
                 if i in pending:
                     o = run_check(ex.check, ctx, ex.params)
-                    ready = READY.get(ex.check)
+                    known = CHECKS.get(ex.check)
+                    ready = known.ready if known is not None else None
                     final = ready is not None and _safe(ready, ctx, ex.params)
                     if o.passed or final or time.monotonic() >= deadline_of[i]:
                         pending.discard(i)

@@ -9,11 +9,11 @@ from typing import Any
 
 from lxml import etree
 
+from conformance import codec
 from conformance.checks import CheckContext
 from conformance.envelope import new_id
 from conformance.model import JDate, Municipality, Resident
-from conformance.scenario import Scenario, resident_xml
-from conformance.xmlsafe import NS
+from conformance.scenario import Scenario, address_xml, counter_person_xml, jdate_xml
 
 # --------------------------------------------------------------------------------------------- helpers
 
@@ -30,26 +30,23 @@ def _esc(s: str) -> str:
 
 
 def _x_jdate(d: JDate, tag: str) -> str:
-    from conformance.scenario import jdate_xml
-
     return str(jdate_xml(d, tag))
 
 
 def _counter_person(r: Resident) -> str:
-    from conformance.scenario import counter_person_xml
-
     return str(counter_person_xml(r))
 
 
 def _address(r: Resident) -> str:
-    from conformance.scenario import address_xml
-
     return str(address_xml(r.address, "NewAddress"))
 
 
 def _residents_doc(members: Iterable[Resident]) -> str:
-    inner = "".join(str(resident_xml(r)) for r in members)
-    return f'<Residents xmlns="{NS}">{inner}</Residents>'
+    """A <Residents> document (a seed's ``xml``), written by the codec."""
+    doc = codec.new_el("Residents")
+    for r in members:
+        codec.resident_el("Resident", r, doc)
+    return etree.tostring(doc, encoding="unicode")
 
 
 def _card_data(r: Resident) -> dict[str, Any]:

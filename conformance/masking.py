@@ -35,13 +35,22 @@ How the evidence bundle (``reports.evidence``) stays verifiable — and what it 
 
 Console lines and HTML go through ``mask_text`` regardless of ``keep_raw``: keep_raw only changes what the
 evidence file keeps.
+
+Logs, the console of every CLI command and ``trace`` output (unless ``--raw``) go through ``mask_personal``:
+``mask_text`` plus every 住民票コード — any 11 digits written alone become ``*******`` and the last four (the
+code's check digit formula is not public, so the mask does not rely on it; an 11-digit phone number written
+alone is masked too). ``install_log_masking()`` puts a filter on the root logger's handlers;
+``masked_console()`` wraps stdout/stderr for the duration of a command.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import re
 import secrets
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -52,9 +61,12 @@ __all__ = [
     "MASK",
     "MyNumberHit",
     "find_my_number_spans",
+    "install_log_masking",
     "mask_and_find",
     "mask_obj",
+    "mask_personal",
     "mask_text",
+    "masked_console",
     "new_salt",
     "redact_config",
     "salted_hash",
@@ -181,3 +193,109 @@ def redact_config(config: Any, *, mask: bool = True) -> Any:
         return config
     text = str(config)  # Paths and other objects: their text form
     return mask_text(text) if mask else text
+
+
+# ------------------------------------------------------------------------------ logs and the console
+
+_JUMINHYO = re.compile(rf"(?<![{_ALNUM}])[{_DIGIT}]{{11}}(?![{_ALNUM}])")
+JUMINHYO_MASK = "*******"
+
+
+def mask_personal(text: str) -> str:
+    """``mask_text`` plus every 住民票コード (any 11 digits written alone): what logs and consoles show."""
+    out = mask_text(text)
+    if len(out) < 11 or _QUICK.search(out) is None:
+        return out
+    return _JUMINHYO.sub(lambda m: JUMINHYO_MASK + m.group()[-4:], out)
+
+
+class MaskingFilter(logging.Filter):
+    """A logging filter that masks 個人番号 and 住民票コード in every record's message (args merged first)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            msg = record.getMessage()
+        except Exception:  # a bad format string: leave it to the handler to report
+            return True
+        masked = mask_personal(msg)
+        if masked != msg or record.args:
+            record.msg, record.args = masked, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = mask_personal(logging.Formatter().formatException(record.exc_info))
+        elif record.exc_text:
+            record.exc_text = mask_personal(record.exc_text)
+        return True
+
+
+_FILTER = MaskingFilter()
+_FACTORY_INSTALLED = False
+
+
+def _masking_factory(inner: Any) -> Any:
+    def make(*args: Any, **kw: Any) -> logging.LogRecord:
+        rec: logging.LogRecord = inner(*args, **kw)
+        _FILTER.filter(rec)
+        return rec
+    return make
+
+
+def install_log_masking(logger: logging.Logger | None = None) -> None:
+    """Mask every record that reaches the handlers of ``logger`` (the root logger by default), and records
+    logged directly on it (a handler added later still gets masked records from the root's own filter)."""
+    global _FACTORY_INSTALLED
+    if not _FACTORY_INSTALLED:  # every record, whichever handler (added now or later) writes it
+        logging.setLogRecordFactory(_masking_factory(logging.getLogRecordFactory()))
+        _FACTORY_INSTALLED = True
+    lg = logger or logging.getLogger()
+    if _FILTER not in lg.filters:
+        lg.addFilter(_FILTER)
+    for h in lg.handlers:
+        if _FILTER not in h.filters:
+            h.addFilter(_FILTER)
+    if logging.lastResort is not None and _FILTER not in logging.lastResort.filters:
+        logging.lastResort.addFilter(_FILTER)
+
+
+class _MaskingStream:
+    """A text stream that masks each write (line-oriented: a number split across writes is buffered)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        data = self._pending + text
+        cut = data.rfind("\n") + 1
+        if cut == 0 and len(data) < 4096:
+            self._pending = data
+            return len(text)
+        self._pending = data[cut:] if cut else ""
+        self._inner.write(mask_personal(data[:cut] if cut else data))
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:
+            self._inner.write(mask_personal(self._pending))
+            self._pending = ""
+        self._inner.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+@contextlib.contextmanager
+def masked_console(raw: bool = False) -> Iterator[None]:
+    """Mask stdout, stderr and log records for the block (``raw``: stdout unmasked, logs still masked)."""
+    install_log_masking()
+    out, err = sys.stdout, sys.stderr
+    if not raw and not isinstance(out, _MaskingStream):
+        sys.stdout = _MaskingStream(out)
+    if not isinstance(err, _MaskingStream):
+        sys.stderr = _MaskingStream(err)
+    try:
+        yield
+    finally:
+        for s_ in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                s_.flush()
+        sys.stdout, sys.stderr = out, err

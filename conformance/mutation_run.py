@@ -17,8 +17,9 @@ from typing import IO, Any
 
 from conformance.engine import ScenarioResult
 from conformance.errors import Finding, HarnessError
-from conformance.mutations import TRAFFIC, install_traffic_mutation
+from conformance.mutations import TRAFFIC, by_kind, install_traffic_mutation
 from conformance.scenario import Scenario, load_suite
+from simulators.gateway import Outcome
 
 __all__ = ["mutation_selftest", "run_mutated"]
 
@@ -35,7 +36,7 @@ async def run_mutated(scenarios: Sequence[Scenario], mutation: str | None, *, su
     async with harnessed(sut, config, gateway_port=gateway_port) as h:
         if h.runtime is None:
             raise HarnessError([Finding("MUT-GATEWAY", "the harness runs no in-process gateway to hook")])
-        remove = install_traffic_mutation(h.runtime.gateway, mutation) if mutation else None
+        remove = install_traffic_mutation(h.runtime.gateway, mutation, Outcome) if mutation else None
         try:
             connector = aiohttp.TCPConnector(limit=max(16, concurrency * 4))
             async with aiohttp.ClientSession(connector=connector) as session:
@@ -53,8 +54,6 @@ async def mutation_selftest(*, sut: str = "reference", config: str | None = None
                             run_seed: int = 1, within: float = 4.0, suite_dir: str | None = None,
                             progress: IO[str] | None = None) -> dict[str, Any]:
     """Clean run, then one run per mutation; the JSON report (see the module docstring)."""
-    from conformance.selftest import by_kind
-
     t0 = time.monotonic()
     suite = load_suite(suite_dir)
     chosen = list(suite.scenarios)

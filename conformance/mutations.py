@@ -16,7 +16,7 @@ call them from its outbox; ``juki-harness selftest --mutate`` installs them as a
 from __future__ import annotations
 
 import itertools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
@@ -30,6 +30,7 @@ from conformance.xmlsafe import NS, parse, q
 
 __all__ = [
     "ATTACKS",
+    "KINDS",
     "LEAK_NUMBER",
     "MUTATIONS",
     "TRAFFIC",
@@ -38,6 +39,7 @@ __all__ = [
     "bad_wareki",
     "billion_laughs",
     "break_check_digit",
+    "by_kind",
     "external_dtd",
     "external_entity",
     "extra_element",
@@ -46,6 +48,40 @@ __all__ = [
     "leak_my_number",
     "mutate",
 ]
+
+#: The classes of defect a mutation (or a reference-SUT defect) belongs to, and what each means.
+KINDS: dict[str, str] = {
+    "missing-message": "a message the rule requires is not sent",
+    "extra-message": "a message no rule asks for is sent",
+    "wrong-order": "messages in an order the outbox rule forbids",
+    "wrong-value": "a wrong value in a message or document",
+    "data-class-leak": "特定個人情報 or 本籍 where the data class forbids it",
+    "duplicate": "a duplicate without a RetryReason, or processed twice",
+    "no-retry": "a message lost or resent wrongly after downtime",
+    "accept-malformed": "a malformed or invalid message accepted",
+    "document-missing-item": "a printed document lacks an item",
+    "missing-check": "a check the law requires is not made",
+    "wrong-arrow": "a message on the wrong arrow",
+    "name-variant": "a name not character for character as registered (異体字, IVS, JIS X 0213, Latin)",
+    "honseki-text": "本籍・筆頭者 as text in another field of a message that must not carry them",
+    "restricted-print": "an accepted 第三者/代理人 document prints 個人番号 or 住民票コード",
+    "seq-semantics": "Change/Seq not 1, 2, 3 … per person (start, gaps)",
+    "wall-clock": "SentAt or BusinessDate from the SUT's clock, not the virtual clock",
+    "generic-refusal": "a refusal with a generic code instead of the one the contract names",
+    "person-order": "a person's consequences out of the contract's order",
+    "missing-auth": "a surface accepts a wrong credential",
+}
+
+
+def by_kind(rows: Sequence[tuple[str, bool]]) -> dict[str, dict[str, Any]]:
+    """Detection per class of defect: {kind: {defects, detected, rate, what}}, every known class listed."""
+    out: dict[str, dict[str, Any]] = {}
+    for kind in [*KINDS, *sorted({k for k, _ in rows} - set(KINDS))]:
+        hits = [d for k, d in rows if k == kind]
+        out[kind] = {"defects": len(hits), "detected": sum(hits),
+                     "rate": round(sum(hits) / len(hits), 4) if hits else None, "what": KINDS.get(kind, "")}
+    return out
+
 
 #: A valid 個人番号 (the worked example of DOMAIN.md: 98320567321 → check digit 4).
 LEAK_NUMBER = "983205673214"
@@ -493,10 +529,13 @@ def _message_type(data: bytes) -> str | None:
     return env[0].findtext(f"{q('Header')}/{q('MessageType')}")
 
 
-def install_traffic_mutation(gateway: Any, name: str) -> Callable[[], None]:
+def install_traffic_mutation(gateway: Any, name: str,
+                             outcome: Callable[[int, str | None], Any]) -> Callable[[], None]:
     """Hook mutation ``name`` into a running gateway: what the SUT sends (``Gateway.submit`` with the SUT's
     credential) or answers at the counter (``Gateway.counter``) is rewritten before the gateway sees it.
-    Returns a function that removes the hook. The gateway itself, its validation and trace are unchanged."""
+    Returns a function that removes the hook. The gateway itself, its validation and trace are unchanged.
+    ``outcome(status, message_id)`` builds the gateway's answer (the caller passes the gateway's ``Outcome``:
+    this module is part of the contract and does not import the gateway)."""
     m = TRAFFIC[name]
     sut_actors = frozenset({"juki", "counter"})
     if m.where == "answer":
@@ -520,11 +559,9 @@ def install_traffic_mutation(gateway: Any, name: str) -> Callable[[], None]:
 
     def acknowledged(data: bytes) -> Any:
         """The 202 a gateway gives an async message it took (and, here, will not deliver now)."""
-        from simulators.gateway import Outcome as GatewayOutcome
-
         env = _env(data)
         mid = env[0].findtext(f"{q('Header')}/{q('MessageId')}") if env is not None else None
-        return GatewayOutcome(202, mid)
+        return outcome(202, mid)
 
     async def submit(data: bytes, *, actors: frozenset[str] | None, **kw: Any) -> Any:
         if actors is None or not (actors & sut_actors):

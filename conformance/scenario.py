@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from functools import cache
 from importlib import resources
@@ -28,9 +28,10 @@ import jinja2
 import jsonschema
 import yaml
 from lxml import etree
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from conformance import catalogue as catalogue_mod
+from conformance import codec
 from conformance.checks import ASSERTION_OPS, CHECKS, SCHEMA_DEFS
 from conformance.errors import Finding, HarnessError
 from conformance.model import Address, ForeignInfo, Honseki, IndividualEntry, JDate, Name, Resident
@@ -245,64 +246,51 @@ def _wareki(v: Any) -> str:
     return to_wareki(_jd(v))
 
 
-def _e(tag: str, value: Any) -> str:
-    if value is None or value == "":
-        return ""
-    return f"<{tag}>{escape(str(value))}</{tag}>"
+# --- XML helpers for body templates ---------------------------------------------------------------------------
+# Each builds its element with :mod:`conformance.codec` (the one writer of model values as XML) and gives it to
+# the template as text without a namespace declaration: bodies are written in the project's default namespace.
+
+def _xml(el: etree._Element) -> Markup:
+    return Markup(codec.fragment(el))
+
+
+def _t(parent: etree._Element, tag: str, value: Any) -> None:
+    """A text child, left out when the value is None or empty (as a template would leave it out)."""
+    if value is not None and value != "":
+        codec.text_el(parent, tag, str(value))
+
+
+def _jdate(d: Any) -> JDate:
+    return d if isinstance(d, JDate) else JDate.of(_jd(d))
 
 
 def name_xml(n: Name, tag: str = "Name") -> Markup:
-    inner = "".join(_e(t, getattr(n, a)) for t, a in (
-        ("Kanji", "kanji"), ("Kana", "kana"), ("Latin", "latin"), ("Tsusho", "tsusho"),
-        ("TsushoKana", "tsusho_kana"), ("FormerSurname", "former_surname"),
-        ("FormerSurnameKana", "former_surname_kana")))
-    return Markup(f"<{tag}>{inner}</{tag}>")
+    return _xml(codec.name_el(tag, n))
 
 
 def jdate_xml(d: Any, tag: str) -> Markup:
     """A JDateType element from a JDate, a date or ISO text (和暦 filled in)."""
-    if isinstance(d, JDate):
-        if d.uncertain is not None:
-            return Markup(f"<{tag}>{_e('Uncertain', d.uncertain)}</{tag}>")
-        assert d.western is not None
-        return Markup(f"<{tag}>{_e('Western', d.western.isoformat())}{_e('Wareki', d.wareki)}</{tag}>")
-    day = _jd(d)
-    return Markup(f"<{tag}>{_e('Western', day.isoformat())}{_e('Wareki', to_wareki(day))}</{tag}>")
+    return _xml(codec.jdate_el(tag, _jdate(d)))
 
 
 def address_xml(a: Address, tag: str = "Address") -> Markup:
-    if a.overseas is not None:
-        return Markup(f"<{tag}>{_e('Overseas', a.overseas)}</{tag}>")
-    inner = "".join(_e(t, getattr(a, k)) for t, k in (
-        ("LgCode", "lg_code"), ("PostalCode", "postal_code"), ("Prefecture", "prefecture"), ("City", "city"),
-        ("Town", "town"), ("Block", "block"), ("Building", "building")))
-    return Markup(f"<{tag}>{inner}</{tag}>")
+    return _xml(codec.address_el(tag, a))
 
 
 def honseki_xml(h: Honseki | None, tag: str = "Honseki") -> Markup:
-    if h is None:
-        return Markup("")
-    return Markup(f"<{tag}>{_e('Place', h.place)}{_e('LgCode', h.lg_code)}"
-                  f"{_e('HeadOfFamily', h.head_of_family)}</{tag}>")
+    return Markup("") if h is None else _xml(codec.honseki_el(tag, h))
 
 
 def foreign_xml(f: ForeignInfo | None, tag: str = "Foreign") -> Markup:
-    if f is None:
-        return Markup("")
-    end = f.period_end.isoformat() if f.period_end else None
-    return Markup(f"<{tag}>{_e('Nationality', f.nationality)}{_e('Category', f.category)}"
-                  f"{_e('ResidenceStatus', f.residence_status)}{_e('PeriodOfStay', f.period_of_stay)}"
-                  f"{_e('PeriodEnd', end)}{_e('ResidenceCardNo', f.residence_card_no)}</{tag}>")
+    return Markup("") if f is None else _xml(codec.foreign_el(tag, f))
 
 
 def household_xml(r: Resident, tag: str = "Household") -> Markup:
-    return Markup(f"<{tag}>{_e('HouseholdNo', r.household_no)}{_e('HeadName', r.head_name)}"
-                  f"{_e('Relationship', r.relationship)}</{tag}>")
+    return _xml(codec.household_el(tag, r.household, r.relationship))
 
 
 def entry_xml(e: IndividualEntry, tag: str = "IndividualEntry") -> Markup:
-    return Markup(f"<{tag}>{_e('Kind', e.kind)}{_e('From', e.from_.isoformat())}"
-                  f"{_e('To', e.to.isoformat() if e.to else None)}{_e('Number', e.number)}</{tag}>")
+    return _xml(codec.entry_el(tag, e))
 
 
 def _r(r: Any) -> Resident:
@@ -317,85 +305,83 @@ def identity_xml(p: Any, tag: str = "Identity", my_number: bool = True,
     """PersonIdentityType: 住民票コード, 個人番号 (unless ``my_number`` is false), 氏名, 生年月日, 性別,
     住所."""
     r = _r(p)
-    return Markup(f"<{tag}>{_e('JuminhyoCode', r.juminhyo_code)}"
-                  f"{_e('MyNumber', r.my_number if my_number else None)}{name_xml(r.name)}"
-                  f"{jdate_xml(r.birth_date, 'BirthDate')}{_e('Sex', r.sex)}"
-                  f"{address_xml(address or r.address)}</{tag}>")
+    if address is not None:
+        r = replace(r, address=address)
+    return _xml(codec.person_identity_el(tag, r, include_my_number=my_number))
 
 
 def resident_xml(p: Any, tag: str = "Resident", my_number: bool = True, entries: bool = True,
                  address: Address | None = None) -> Markup:
     """ResidentType: every 住民票 item of a fixture person."""
     r = _r(p)
-    parts = [_e("JuminhyoCode", r.juminhyo_code), _e("MyNumber", r.my_number if my_number else None),
-             name_xml(r.name), jdate_xml(r.birth_date, "BirthDate"), _e("Sex", r.sex), household_xml(r),
-             address_xml(address or r.address)]
-    if r.resident_since is not None:
-        parts.append(jdate_xml(r.resident_since, "ResidentSince"))
-    if r.address_since is not None:
-        parts.append(jdate_xml(r.address_since, "AddressSince"))
-    if r.previous_address is not None:
-        parts.append(address_xml(r.previous_address, "PreviousAddress"))
-    parts += [honseki_xml(r.honseki), foreign_xml(r.foreign)]
-    if entries:
-        parts += [entry_xml(e) for e in r.entries]
-    return Markup(f"<{tag}>{''.join(parts)}</{tag}>")
+    if address is not None or not entries:
+        r = replace(r, address=address or r.address, entries=r.entries if entries else ())
+    return _xml(codec.resident_el(tag, r, include_my_number=my_number))
 
 
 def counter_person_xml(p: Any, tag: str = "Person", ids: bool = True, my_number: bool = True,
                        card: bool = True, honseki: bool = True) -> Markup:
     """CounterPersonType: what staff type in for a person (ids only for a person already known)."""
     r = _r(p)
-    parts = [_e("JuminhyoCode", r.juminhyo_code if ids else None),
-             _e("MyNumber", r.my_number if ids and my_number else None), name_xml(r.name),
-             jdate_xml(r.birth_date, "BirthDate"), _e("Sex", r.sex), _e("Relationship", r.relationship),
-             honseki_xml(r.honseki) if honseki else "", foreign_xml(r.foreign),
-             _e("CardNo", r.card_no if card else None)]
-    return Markup(f"<{tag}>{''.join(parts)}</{tag}>")
+    el = codec.new_el(tag)
+    _t(el, "JuminhyoCode", r.juminhyo_code if ids else None)
+    _t(el, "MyNumber", r.my_number if ids and my_number else None)
+    codec.name_el("Name", r.name, el)
+    codec.jdate_el("BirthDate", r.birth_date, el)
+    _t(el, "Sex", r.sex)
+    _t(el, "Relationship", r.relationship)
+    if honseki and r.honseki is not None:
+        codec.honseki_el("Honseki", r.honseki, el)
+    if r.foreign is not None:
+        codec.foreign_el("Foreign", r.foreign, el)
+    _t(el, "CardNo", r.card_no if card else None)
+    return _xml(el)
 
 
 def subject_xml(p: Any, tag: str = "Subject", code: bool = True, my_number: bool = False,
                 name: bool = True, birth: bool = True) -> Markup:
     """SubjectType: how another municipality names a person."""
     r = _r(p)
-    parts = [_e("JuminhyoCode", r.juminhyo_code if code else None),
-             _e("MyNumber", r.my_number if my_number else None), name_xml(r.name) if name else "",
-             jdate_xml(r.birth_date, "BirthDate") if birth else ""]
-    return Markup(f"<{tag}>{''.join(parts)}</{tag}>")
+    el = codec.new_el(tag)
+    _t(el, "JuminhyoCode", r.juminhyo_code if code else None)
+    _t(el, "MyNumber", r.my_number if my_number else None)
+    if name:
+        codec.name_el("Name", r.name, el)
+    if birth:
+        codec.jdate_el("BirthDate", r.birth_date, el)
+    return _xml(el)
 
 
 def koseki_person_xml(p: Any, tag: str = "Person", name: Name | None = None, code: bool = True) -> Markup:
     """KosekiPersonType: the person as the family register writes them."""
     r = _r(p)
-    return Markup(f"<{tag}>{_e('JuminhyoCode', r.juminhyo_code if code else None)}{name_xml(name or r.name)}"
-                  f"{jdate_xml(r.birth_date, 'BirthDate')}{_e('Sex', r.sex)}{honseki_xml(r.honseki)}</{tag}>")
+    return _xml(codec.koseki_person_el(tag, juminhyo_code=r.juminhyo_code if code else None, name=name or r.name,
+                                       birth=r.birth_date, sex=r.sex, honseki=r.honseki))
 
 
 def foreign_person_xml(p: Any, tag: str = "Person", address: bool = True) -> Markup:
     """ForeignPersonType: a foreign resident as the agency names them (never a 個人番号)."""
     r = _r(p)
-    f = r.foreign
-    if f is None:
+    if r.foreign is None:
         raise ValueError(f"{r.name.display} is not a foreign resident")
-    return Markup(f"<{tag}>{name_xml(r.name)}{jdate_xml(r.birth_date, 'BirthDate')}{_e('Sex', r.sex)}"
-                  f"{_e('Nationality', f.nationality)}{_e('ResidenceCardNo', f.residence_card_no)}"
-                  f"{address_xml(r.address) if address else ''}</{tag}>")
+    return _xml(codec.foreign_person_el(tag, r, include_address=address))
 
 
 def move_in_person_xml(p: Any, tag: str = "Person", my_number: bool = True) -> Markup:
     r = _r(p)
-    return Markup(f"<{tag}>{_e('JuminhyoCode', r.juminhyo_code)}"
-                  f"{_e('MyNumber', r.my_number if my_number else None)}{name_xml(r.name)}"
-                  f"{jdate_xml(r.birth_date, 'BirthDate')}</{tag}>")
+    el = codec.new_el(tag)
+    _t(el, "JuminhyoCode", r.juminhyo_code)
+    _t(el, "MyNumber", r.my_number if my_number else None)
+    codec.name_el("Name", r.name, el)
+    codec.jdate_el("BirthDate", r.birth_date, el)
+    return _xml(el)
 
 
 def change_xml(code: str, text: str, event: Any, seq: int = 1, notified: Any = None,
                tag: str = "Change") -> Markup:
     """ChangeType: 異動事由 (code and name), 異動年月日, 届出年月日, Seq."""
-    return Markup(f"<{tag}><Reason code=\"{escape(code)}\">{escape(text)}</Reason>"
-                  f"{jdate_xml(event, 'EventDate')}"
-                  f"{_e('NotifiedDate', _iso(notified) if notified is not None else None)}"
-                  f"{_e('Seq', seq)}</{tag}>")
+    return _xml(codec.change_el(tag, code, text, _jdate(event), seq,
+                                _jd(notified) if notified is not None else None))
 
 
 _HELPERS: dict[str, Any] = {

@@ -32,34 +32,14 @@ import jsonschema
 import yaml
 
 from conformance.errors import Finding, HarnessError
+from conformance.mutations import KINDS, by_kind
 from conformance.scenario import Scenario, Suite, load_suite
 
-__all__ = ["KINDS", "DefectCase", "add_parser", "load_defects", "selftest"]
+__all__ = ["KINDS", "DefectCase", "add_parser", "by_kind", "load_defects", "selftest"]
 
 DEFECTS_PATH = Path(str(resources.files("conformance") / "data" / "defects.yaml"))
 
 #: Classes of defect: the selftest reports detection per class, and every class must be represented.
-KINDS: dict[str, str] = {
-    "missing-message": "a message the rule requires is not sent",
-    "extra-message": "a message no rule asks for is sent",
-    "wrong-order": "messages in an order the outbox rule forbids",
-    "wrong-value": "a wrong value in a message or document",
-    "data-class-leak": "特定個人情報 or 本籍 where the data class forbids it",
-    "duplicate": "a duplicate without a RetryReason, or processed twice",
-    "no-retry": "a message lost or resent wrongly after downtime",
-    "accept-malformed": "a malformed or invalid message accepted",
-    "document-missing-item": "a printed document lacks an item",
-    "missing-check": "a check the law requires is not made",
-    "wrong-arrow": "a message on the wrong arrow",
-    "name-variant": "a name not character for character as registered (異体字, IVS, JIS X 0213, Latin)",
-    "honseki-text": "本籍・筆頭者 as text in another field of a message that must not carry them",
-    "restricted-print": "an accepted 第三者/代理人 document prints 個人番号 or 住民票コード",
-    "seq-semantics": "Change/Seq not 1, 2, 3 … per person (start, gaps)",
-    "wall-clock": "SentAt or BusinessDate from the SUT's clock, not the virtual clock",
-    "generic-refusal": "a refusal with a generic code instead of the one the contract names",
-    "person-order": "a person's consequences out of the contract's order",
-    "missing-auth": "a surface accepts a wrong credential",
-}
 
 _SCHEMA: dict[str, Any] = {
     "type": "object", "additionalProperties": False, "required": ["version", "defects"],
@@ -226,16 +206,6 @@ async def selftest(*, names: Sequence[str] | None = None, parallel: int = 4, con
         "results": [r.to_json() for r in results],
         "duration": round(time.monotonic() - t0, 3),
     }
-
-
-def by_kind(rows: Sequence[tuple[str, bool]]) -> dict[str, dict[str, Any]]:
-    """Detection per class of defect: {kind: {defects, detected, rate, what}}, every known class listed."""
-    out: dict[str, dict[str, Any]] = {}
-    for kind in [*KINDS, *sorted({k for k, _ in rows} - set(KINDS))]:
-        hits = [d for k, d in rows if k == kind]
-        out[kind] = {"defects": len(hits), "detected": sum(hits),
-                     "rate": round(sum(hits) / len(hits), 4) if hits else None, "what": KINDS.get(kind, "")}
-    return out
 
 
 def _cmd(args: argparse.Namespace) -> int:

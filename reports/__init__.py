@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from conformance import catalogue as catalogue_mod
+from conformance.record import TraceRecord
 from reports.evidence import EVIDENCE_NAME, build_evidence, file_digest, write_evidence
 from reports.html import write_html
-from simulators.trace import TraceRecord
 
 __all__ = ["write_reports"]
 

@@ -34,7 +34,7 @@ from typing import Any
 
 from conformance.errors import fail
 from conformance.masking import mask_and_find, mask_obj, mask_text, new_salt, redact_config, salted_hash
-from simulators.trace import GENESIS, TraceRecord, record_from_json, record_to_json, verify_records
+from conformance.record import GENESIS, TraceRecord, record_from_json, record_to_json, verify_records
 
 FORMAT = "juki-harness-evidence/1"
 EVIDENCE_NAME = "evidence.json"

@@ -10,6 +10,12 @@ API::
     load_config(path | None, *, data_dir=None, port=None) -> HarnessConfig    None = the defaults
     parse_config(mapping, source="<dict>") -> HarnessConfig
     server_ssl_context(gw) / client_ssl_context(ca, cert, key) -> ssl.SSLContext | None
+    DEFAULT_SECRETS, cfg.default_secrets() -> the well-known tokens still in use (``serve`` replaces them)
+    cfg.with_tokens(control=.., gateway_to_sut=.., sut=.., actors={..}) -> the same config, new tokens
+
+Mutual TLS: ``gateway.tls_client_ca`` makes the gateway ask every client for a certificate signed by that CA
+(``ssl.CERT_REQUIRED``); the certificate's CN names the sender (``sut`` or an actor id, ``juki-harness certs``).
+Binding beyond loopback needs TLS or ``gateway.allow_public_bind = true`` (and warns either way).
 """
 
 from __future__ import annotations
@@ -24,8 +30,12 @@ from typing import Any
 from conformance import catalogue
 from conformance.errors import fail
 from conformance.identifiers import is_valid_lg_code
+from simulators.edge import Limits
 
 DEFAULT_PORT = 8700
+#: the tokens the documentation shows; ``serve`` replaces any of them still configured with random ones
+DEFAULT_SECRETS = frozenset({"control-secret", "sut-secret", "gateway-secret"})
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 SIMULATED = "simulated"
 
 #: Actors the harness plays: every actor of the catalogue that is not the SUT (its simulated counterparts and
@@ -65,6 +75,13 @@ class GatewayConfig:
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     enforce_hours: bool = False
     trace_file: str = "trace.sqlite"
+    tls_client_ca: Path | None = None  # mutual TLS: clients must present a certificate signed by this CA
+    allow_public_bind: bool = False    # bind beyond loopback without TLS (warned)
+    limits: Limits = field(default_factory=Limits)
+
+    @property
+    def loopback(self) -> bool:
+        return self.host in LOOPBACK or self.host.startswith("127.")
 
     @property
     def scheme(self) -> str:
@@ -138,6 +155,21 @@ class HarnessConfig:
 
     def with_sut(self, **kw: Any) -> HarnessConfig:
         return replace(self, sut=replace(self.sut, **kw))
+
+    def default_secrets(self) -> list[str]:
+        """Config keys whose token is one of the well-known defaults (or empty)."""
+        out = [k for k, v in (("gateway.tokens.control", self.gateway.tokens.control),
+                              ("gateway.tokens.gateway_to_sut", self.gateway.tokens.gateway_to_sut),
+                              ("sut.token", self.sut.token)) if not v or v in DEFAULT_SECRETS]
+        return out
+
+    def with_tokens(self, *, control: str | None = None, gateway_to_sut: str | None = None,
+                    sut: str | None = None) -> HarnessConfig:
+        """The same configuration with some tokens replaced (``serve`` with generated secrets)."""
+        t = self.gateway.tokens
+        tokens = Tokens(control=control or t.control, gateway_to_sut=gateway_to_sut or t.gateway_to_sut)
+        return replace(self, gateway=replace(self.gateway, tokens=tokens),
+                       sut=replace(self.sut, token=sut or self.sut.token))
 
     @property
     def simulated_actors(self) -> list[str]:
@@ -229,15 +261,32 @@ def parse_config(data: Mapping[str, Any], source: str = "<dict>") -> HarnessConf
                               timeout_seconds=d.f("timeout_seconds", dd.timeout_seconds),
                               counter_timeout_seconds=d.f("counter_timeout_seconds", dd.counter_timeout_seconds))
     d.done()
+    lt = g.table("limits")
+    ld = Limits()
+    limits = Limits(header_timeout=lt.f("header_timeout_seconds", ld.header_timeout),
+                    body_timeout=lt.f("body_timeout_seconds", ld.body_timeout),
+                    idle_timeout=lt.f("idle_timeout_seconds", ld.idle_timeout),
+                    max_connections=lt.i("max_connections", ld.max_connections, 1, 1_000_000),
+                    refusals_per_minute=lt.i("refusals_per_minute", ld.refusals_per_minute, 1, 1_000_000))
+    lt.done()
+    for k, v in (("header_timeout_seconds", limits.header_timeout), ("body_timeout_seconds",
+                 limits.body_timeout), ("idle_timeout_seconds", limits.idle_timeout)):
+        if v <= 0:
+            raise fail("GW-CONFIG", f"gateway.limits.{k} = {v}: must be positive", file=source)
     gd = GatewayConfig()
     gw = GatewayConfig(
         host=g.s("host", gd.host), port=g.i("port", gd.port, 0, 65535),
         data_dir=g.path("data_dir", gd.data_dir) or gd.data_dir,
         tls_cert=g.path("tls_cert"), tls_key=g.path("tls_key"), tokens=tokens, delivery=delivery,
-        enforce_hours=g.b("enforce_hours", gd.enforce_hours), trace_file=g.s("trace_file", gd.trace_file))
+        enforce_hours=g.b("enforce_hours", gd.enforce_hours), trace_file=g.s("trace_file", gd.trace_file),
+        tls_client_ca=g.path("tls_client_ca"), allow_public_bind=g.b("allow_public_bind", False),
+        limits=limits)
     g.done()
     if bool(gw.tls_cert) != bool(gw.tls_key):
         raise fail("GW-CONFIG", "gateway.tls_cert and gateway.tls_key must be set together", file=source)
+    if gw.tls_client_ca and not gw.tls_cert:
+        raise fail("GW-CONFIG", "gateway.tls_client_ca (mutual TLS) needs gateway.tls_cert and tls_key",
+                   file=source)
 
     s = top.table("sut")
     sd = SutConfig()
@@ -323,18 +372,42 @@ def load_config(path: str | Path | None = None, *, data_dir: Path | None = None,
     return cfg
 
 
+def check_bind(gw: GatewayConfig) -> str | None:
+    """Refuse (GW-BIND) binding beyond loopback without TLS unless allowed; a warning text when allowed."""
+    if gw.loopback:
+        return None
+    if not gw.tls_cert and not gw.allow_public_bind:
+        raise fail("GW-BIND", f"gateway.host = {gw.host!r} binds beyond loopback without TLS: set "
+                   "gateway.tls_cert/tls_key, or allow it (gateway.allow_public_bind = true, serve "
+                   "--allow-public-bind)")
+    if not gw.tls_cert:
+        return f"the gateway listens on {gw.host} in plain HTTP: tokens cross the network unencrypted"
+    if not gw.tls_client_ca:
+        return f"the gateway listens on {gw.host} without client certificates (no gateway.tls_client_ca)"
+    return None
+
+
 # ------------------------------------------------------------------------------------------------- TLS
 
 def server_ssl_context(gw: GatewayConfig) -> ssl.SSLContext | None:
     """A real server SSLContext when ``tls_cert``/``tls_key`` are set, else None (plain HTTP)."""
     if not gw.tls_cert or not gw.tls_key:
         return None
+    return tls_server_context(gw.tls_cert, gw.tls_key, gw.tls_client_ca)
+
+
+def tls_server_context(cert: Path, key: Path, client_ca: Path | None = None) -> ssl.SSLContext:
+    """A server SSLContext; with ``client_ca`` every client must present a certificate it signed (mTLS)."""
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
-        ctx.load_cert_chain(gw.tls_cert, gw.tls_key)
+        ctx.load_cert_chain(cert, key)
+        if client_ca is not None:
+            ctx.load_verify_locations(cafile=str(client_ca))
+            ctx.verify_mode = ssl.CERT_REQUIRED
     except (OSError, ssl.SSLError) as e:
-        raise fail("GW-CONFIG", f"gateway TLS: cannot load {gw.tls_cert} / {gw.tls_key}: {e}") from None
+        raise fail("GW-CONFIG", f"server TLS: cannot load {cert} / {key} / {client_ca or '-'}: "
+                   f"{type(e).__name__}") from None
     return ctx
 
 

@@ -6,9 +6,12 @@ be missing after a crash — ``append`` returns only once the record is committe
 and the previous record's hash; (3) it must keep up with the moving-season peak — appends are group-committed
 by one writer, so thousands of concurrent callers share one fsync.
 
+The record itself (fields, JSON form, hash chain, ``verify_records``) is defined in ``conformance.record``,
+where the judge and the reports read it; the names below are re-exported from there.
+
 API (everything else is private)::
 
-    TraceRecord                   one crossing (frozen dataclass, fields below); do not mutate ``findings``
+    TraceRecord                   one crossing (frozen dataclass, see conformance.record); do not mutate ``findings``
     TraceStore(path | None, cache_records=2048)   async context manager (or ``await open()`` / ``close()``);
                                   None = a temporary, unsynced file (unit tests, benchmarks)
       await append(kind=, verdict=, payload=, tenant=, arrow=, sender_actor=, sender_lg=, receiver_actor=,
@@ -52,7 +55,6 @@ HTTP query parameter).
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import hashlib
 import itertools
@@ -64,163 +66,61 @@ import weakref
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from json.encoder import encode_basestring as _encode_basestring
 from operator import attrgetter
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Self, get_args
+from typing import Any, Self
 
 from aiohttp import web
 
 from conformance.errors import Finding, HarnessError, fail
+from conformance.record import FIELDS as _FIELDS
+from conformance.record import (
+    GENESIS,
+    KINDS,
+    VERDICTS,
+    Kind,
+    TraceRecord,
+    Verdict,
+    VerifyResult,
+    format_record,
+    record_from_json,
+    record_to_json,
+    verify_records,
+)
+from conformance.record import chain_text as _chain_text
+from conformance.record import json_text as _json_text
 from simulators import tracedb
 
-Kind = Literal["message", "response", "refused", "delivery", "event"]
-Verdict = Literal["accepted", "refused", "delivered", "failed", "info"]
-KINDS: frozenset[str] = frozenset(get_args(Kind))
-VERDICTS: frozenset[str] = frozenset(get_args(Verdict))
-GENESIS = "0" * 64
 DEFAULT_HTTP_LIMIT = 10_000
-
-
-@dataclass(frozen=True, slots=True)
-class TraceRecord:
-    """One crossing of the gateway (or a gateway event), as stored and hashed."""
-
-    seq: int
-    recorded_at: str  # wall clock, ISO 8601 UTC
-    virtual_time: str | None  # the tenant's virtual clock, ISO 8601 with offset
-    tenant: str | None
-    arrow: int | None
-    kind: str  # Kind
-    sender_actor: str | None
-    sender_lg: str | None
-    receiver_actor: str | None
-    receiver_lg: str | None
-    message_type: str | None
-    message_id: str | None
-    correlation_id: str | None
-    verdict: str  # Verdict
-    findings: list[dict[str, Any]]  # {code, message, xpath, line}
-    payload: bytes  # the exact XML that crossed
-    payload_sha256: str
-    note: str | None
-    prev_hash: str
-    hash: str
-
-
-_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(TraceRecord))
-_HASHED: tuple[str, ...] = tuple(n for n in _FIELDS if n != "hash")
 _FILTERS: tuple[str, ...] = ("message_id", "correlation_id", "tenant", "message_type", "arrow", "kind")
-
-
-@dataclass(frozen=True, slots=True)
-class VerifyResult:
-    """Outcome of a chain check: ``first_bad_seq`` names the first record that does not verify."""
-
-    ok: bool
-    count: int
-    first_bad_seq: int | None = None
-    reason: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "count": self.count, "first_bad_seq": self.first_bad_seq,
-                "reason": self.reason}
-
-
-# ---------------------------------------------------------------------------------------------- hashing
-
-def _canonical(values: Mapping[str, Any]) -> bytes:
-    d = {n: values[n] for n in _HASHED}
-    d["payload"] = base64.b64encode(values["payload"]).decode("ascii")
-    return json.dumps(d, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def _hash(values: Mapping[str, Any]) -> str:
-    return hashlib.sha256(values["prev_hash"].encode("ascii") + _canonical(values)).hexdigest()
-
-
-_jstr = _encode_basestring  # the function json.dumps(ensure_ascii=False) uses for str (C when available)
 _EMPTY_FINDINGS = "[]"
-
-
-def _s(v: Any) -> str:
-    """One JSON string or null, exactly as ``json.dumps`` writes it (non-str values take the slow path)."""
-    if v is None:
-        return "null"
-    if type(v) is not str:
-        raise _NotFast
-    return _jstr(v)
-
-
-class _NotFast(Exception):
-    """A value the fast canonical form does not handle (the generic json.dumps path does)."""
-
-
-def _chain_text(seq: int, recorded_at: str, virtual_time: str | None, tenant: str | None, arrow: int | None,
-                kind: str, sender_actor: str | None, sender_lg: str | None, receiver_actor: str | None,
-                receiver_lg: str | None, message_type: str | None, message_id: str | None,
-                correlation_id: str | None, verdict: str, findings: list[dict[str, Any]], payload: bytes,
-                payload_sha256: str, note: str | None, prev_hash: str) -> bytes:
-    """``prev_hash + canonical_json(record)`` as UTF-8: what the record's hash covers.
-
-    Byte for byte what ``_canonical`` produces (keys in sorted order, the same string encoder), written
-    field by field instead of through a dict and the generic encoder: this runs once per record.
-    """
-    try:
-        if type(seq) is not int or (arrow is not None and type(arrow) is not int):
-            raise _NotFast
-        text = "".join((
-            prev_hash, '{"arrow":', "null" if arrow is None else str(arrow),
-            ',"correlation_id":', _s(correlation_id),
-            ',"findings":', _json_text(findings) if findings else _EMPTY_FINDINGS,
-            ',"kind":', _s(kind), ',"message_id":', _s(message_id), ',"message_type":', _s(message_type),
-            ',"note":', _s(note), ',"payload":"', base64.b64encode(payload).decode("ascii"),
-            '","payload_sha256":', _s(payload_sha256), ',"prev_hash":', _s(prev_hash),
-            ',"receiver_actor":', _s(receiver_actor), ',"receiver_lg":', _s(receiver_lg),
-            ',"recorded_at":', _s(recorded_at), ',"sender_actor":', _s(sender_actor),
-            ',"sender_lg":', _s(sender_lg), ',"seq":', str(seq), ',"tenant":', _s(tenant),
-            ',"verdict":', _s(verdict), ',"virtual_time":', _s(virtual_time), "}"))
-    except _NotFast:
-        values = {"seq": seq, "recorded_at": recorded_at, "virtual_time": virtual_time, "tenant": tenant,
-                  "arrow": arrow, "kind": kind, "sender_actor": sender_actor, "sender_lg": sender_lg,
-                  "receiver_actor": receiver_actor, "receiver_lg": receiver_lg, "message_type": message_type,
-                  "message_id": message_id, "correlation_id": correlation_id, "verdict": verdict,
-                  "findings": findings, "payload": payload, "payload_sha256": payload_sha256, "note": note,
-                  "prev_hash": prev_hash}
-        return prev_hash.encode("ascii") + _canonical(values)
-    return text.encode("utf-8")
-
-
-def verify_records(records: Iterable[TraceRecord]) -> VerifyResult:
-    """Recompute the chain over ``records`` (seq order): seq 1..n, prev_hash links, payload hash, hash."""
-    prev = GENESIS
-    count = 0
-    for rec in records:
-        count += 1
-        values = {n: getattr(rec, n) for n in _FIELDS}
-        bad: str | None = None
-        if rec.seq != count:
-            bad = f"seq {rec.seq} found where {count} was expected (a record is missing or out of order)"
-        elif rec.prev_hash != prev:
-            bad = "prev_hash does not match the hash of the record before"
-        elif hashlib.sha256(rec.payload).hexdigest() != rec.payload_sha256:
-            bad = "payload_sha256 does not match the payload"
-        elif _hash(values) != rec.hash:
-            bad = "hash does not match the record's content (a field was changed)"
-        if bad is not None:
-            return VerifyResult(False, count, rec.seq, bad)
-        prev = rec.hash
-    return VerifyResult(True, count)
-
+#: The stores API; the record, its JSON form and the chain check are defined in :mod:`conformance.record` and
+#: re-exported here for the gateway and older callers.
+__all__ = [
+    "DEFAULT_HTTP_LIMIT",
+    "FORMAT_VERSION",
+    "GENESIS",
+    "KINDS",
+    "STORE_KEY",
+    "VERDICTS",
+    "Kind",
+    "TraceRecord",
+    "TraceStore",
+    "Verdict",
+    "VerifyResult",
+    "format_record",
+    "read_records",
+    "record_from_json",
+    "record_to_json",
+    "trace_app",
+    "verify_records",
+]
 
 
 # ------------------------------------------------------------------------------------------------ sqlite
-
-def _json_text(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
 _FINDINGS_AT = _FIELDS.index("findings")
@@ -735,50 +635,6 @@ class TraceStore:
             return VerifyResult(True, 0)
         return await asyncio.get_running_loop().run_in_executor(
             None, lambda: verify_records(_iter_file(file)))
-
-
-# ------------------------------------------------------------------------------------------------- JSON
-
-def record_to_json(rec: TraceRecord) -> dict[str, Any]:
-    """The record as JSON: payload as UTF-8 text, or ``payload_base64`` (payload null) if it is not UTF-8."""
-    d = {n: getattr(rec, n) for n in _FIELDS}
-    try:
-        d["payload"] = rec.payload.decode("utf-8")
-    except UnicodeDecodeError:
-        d["payload"] = None
-        d["payload_base64"] = base64.b64encode(rec.payload).decode("ascii")
-    return d
-
-
-def record_from_json(obj: Mapping[str, Any]) -> TraceRecord:
-    """Inverse of record_to_json (exact: the result verifies if the original did)."""
-    d = {n: obj[n] for n in _FIELDS if n != "payload"}
-    b64 = obj.get("payload_base64")
-    d["payload"] = base64.b64decode(b64) if b64 is not None else str(obj["payload"]).encode("utf-8")
-    return TraceRecord(**d)
-
-
-def format_record(rec: TraceRecord) -> str:
-    """One line for people: seq, time, tenant, arrow, sender->receiver, type, ids, verdict, finding codes."""
-
-    def who(actor: str | None, lg: str | None) -> str:
-        return (actor or "?") + (f"[{lg}]" if lg else "")
-
-    when = rec.virtual_time or rec.recorded_at
-    arrow = f"#{rec.arrow}" if rec.arrow is not None else "#-"
-    ids = f"id={rec.message_id or '-'}"
-    if rec.correlation_id:
-        ids += f" corr={rec.correlation_id}"
-    codes = ",".join(f["code"] for f in rec.findings)
-    parts = [f"{rec.seq:>7}", when, rec.tenant or "-", arrow, rec.kind,
-             f"{who(rec.sender_actor, rec.sender_lg)}->{who(rec.receiver_actor, rec.receiver_lg)}",
-             rec.message_type or "-", ids, rec.verdict]
-    if codes:
-        parts.append(f"[{codes}]")
-    if rec.note:
-        parts.append(f"({rec.note})")
-    return " ".join(parts)
-
 
 
 # ------------------------------------------------------------------------------------------------- HTTP

@@ -34,6 +34,8 @@ TEST_SCHEMA = f"""<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns="
   <xs:element name="TestName" type="NameType"/>
   <xs:element name="TestAddress" type="AddressType"/>
   <xs:element name="TestDate" type="JDateType"/>
+  <xs:element name="TestChange" type="ChangeType"/>
+  <xs:element name="TestResult" type="ResultType"/>
 </xs:schema>"""
 N = 200
 
@@ -258,3 +260,40 @@ def test_reader_accepts_a_time_zone_and_refuses_garbage() -> None:
     with pytest.raises(HarnessError) as e:
         codec.entry_from(el)
     assert e.value.findings[0].code == "XSD-CODEC"
+
+
+def test_change_and_result_are_valid(schema: etree.XMLSchema) -> None:
+    change = codec.change_el("TestChange", "A01", "転入", JDate.of(date(2026, 4, 1)), 2, date(2026, 4, 3))
+    _valid(schema, change)
+    assert (change.find(q("Reason")).get("code"), change.findtext(q("Seq"))) == ("A01", "2")  # type: ignore[union-attr]
+    long = codec.result_el("refused", "X-1", "d" * 3000)
+    long.tag = q("TestResult")
+    _valid(schema, long)
+    assert len(long.findtext(q("Detail")) or "") == 2000
+    assert [c.tag for c in codec.result_el("accepted")] == [q("Status")]  # no empty Code or Detail
+
+
+def test_a_fragment_reads_back_as_the_same_element_in_the_default_namespace() -> None:
+    """Body templates get codec elements as text with no namespace declaration; parsed in a body they are
+    the element the codec wrote (the scenario helpers rely on it)."""
+    from conformance.scenario import counter_person_xml, resident_xml
+
+    for r in corpus()[:40]:
+        text = str(resident_xml(r))
+        assert "xmlns" not in text
+        back = parse(f'<w xmlns="{NS}">{text}</w>')[0]
+        assert codec.resident_from(back) == codec.resident_from(codec.resident_el("Resident", r))
+        person = parse(f'<w xmlns="{NS}">{counter_person_xml(r, card=False)}</w>')[0]
+        assert person.find(q("CardNo")) is None and person.findtext(q("JuminhyoCode")) == r.juminhyo_code
+
+
+def test_koseki_and_foreign_person_are_written_in_the_schemas_order() -> None:
+    r = next(x for x in corpus() if x.foreign is not None)
+    fp = codec.foreign_person_el("Person", r, include_address=False)
+    assert [etree.QName(c).localname for c in fp] == ["Name", "BirthDate", "Sex", "Nationality", "ResidenceCardNo"]
+    j = next(x for x in corpus() if x.honseki is not None)
+    kp = codec.koseki_person_el("Person", juminhyo_code=None, name=j.name, birth=j.birth_date, sex="",
+                                honseki=j.honseki)
+    assert [etree.QName(c).localname for c in kp] == ["Name", "BirthDate", "Honseki"]
+    with pytest.raises(HarnessError):
+        codec.foreign_person_el("Person", j)

@@ -426,9 +426,7 @@ def _dated(sent_at: datetime, business: str, vt: datetime) -> Rec:
     r = rec("IdentityNotice", 8, identity())
     h = header("IdentityNotice", ("juki", SUT), ("cs", SUT), sent_at=sent_at,
                business_date=datetime.fromisoformat(business).date())
-    r.data["payload"] = build(h, identity()).decode()
-    r.data["virtual_time"] = vt.isoformat()
-    return r
+    return Rec({**r.data, "payload": build(h, identity()).decode(), "virtual_time": vt.isoformat()})
 
 
 def test_sent_at_and_business_date_come_from_the_virtual_clock() -> None:

@@ -113,3 +113,88 @@ def test_redact_config_removes_secrets_by_key_name_and_masks_numbers() -> None:
     assert out["note"] == "resident ********9018"
     assert out["empty_token"] is None  # nothing to hide; None says "not set"
     assert redact_config(cfg, mask=False)["note"] == f"resident {VALID}"
+
+
+# ------------------------------------------------------------------ logs, console, trace (issue 13 item 7)
+
+JUMINHYO = "89358339965"
+
+
+def test_mask_personal_hides_my_numbers_and_juminhyo_codes_only() -> None:
+    from conformance.masking import mask_personal
+
+    text = f"code {JUMINHYO} number {VALID} seq 12345 at 2026-03-30 id M-{JUMINHYO}X"
+    assert mask_personal(text) == "code *******9965 number ********9018 seq 12345 at 2026-03-30 id M-" \
+                                  f"{JUMINHYO}X"
+
+
+def test_log_records_are_masked_whatever_handler_writes_them(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from conformance.masking import install_log_masking
+
+    install_log_masking()
+    caplog.set_level(logging.INFO)
+    logging.getLogger("juki.test").info("resident %s with %s", JUMINHYO, VALID)
+    assert JUMINHYO not in caplog.text and VALID not in caplog.text
+    assert "*******9965" in caplog.text and "********9018" in caplog.text
+
+
+def test_the_console_of_a_command_is_masked(capsys: pytest.CaptureFixture[str]) -> None:
+    import sys
+
+    from conformance.masking import masked_console
+
+    with masked_console():
+        print(f"住民票コード {JUMINHYO}")
+        print(VALID, file=sys.stderr)
+    out, err = capsys.readouterr()
+    assert JUMINHYO not in out and "*******9965" in out
+    assert VALID not in err and "********9018" in err
+    with masked_console(raw=True):
+        print(JUMINHYO)
+    assert JUMINHYO in capsys.readouterr().out  # --raw: the data as it is
+
+
+async def test_trace_output_is_masked_unless_raw(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from conformance.cli import main
+    from simulators.trace import TraceStore
+
+    db = tmp_path / "t.sqlite"
+    async with TraceStore(db) as store:
+        await store.append(kind="message", verdict="accepted", message_type="IdentityNotice",
+                           payload=f"<j:X><JuminhyoCode>{JUMINHYO}</JuminhyoCode><MyNumber>{VALID}</MyNumber>"
+                                   "</j:X>".encode(), note=f"for {JUMINHYO}")
+    assert main(["trace", "--db", str(db), "--json"]) == 0
+    masked = capsys.readouterr().out
+    assert JUMINHYO not in masked and VALID not in masked and "*******9965" in masked
+    assert main(["trace", "--db", str(db), "--json", "--raw"]) == 0
+    assert JUMINHYO in capsys.readouterr().out
+
+
+def test_a_certify_run_shows_no_my_number_juminhyo_code_or_secret(
+        tmp_path: Any, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+    """A full (small) run: console and log scanned for both identifiers; reports for 個人番号 and secrets."""
+    import logging
+    import re
+
+    from conformance.cli import main
+
+    caplog.set_level(logging.DEBUG)
+    out_dir = tmp_path / "run"
+    code = main(["certify", "--sut", "reference", "--routes", "R01", "--report-dir", str(out_dir),
+                 "--gateway-port", "0", "--no-progress", "--partial-ok"])
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    console = out + err + caplog.text
+    assert len(caplog.records) > 0 and "scenarios passed" in out
+    assert find_my_number_spans(console) == []
+    assert re.search(r"(?<![0-9A-Za-z])[0-9]{11}(?![0-9A-Za-z])", console) is None
+    reports = {p.name: p.read_text(encoding="utf-8") for p in out_dir.iterdir() if p.is_file()}
+    assert "evidence.json" in reports and "********" in reports["evidence.json"]  # numbers flowed, masked
+    for name, text in reports.items():
+        assert find_my_number_spans(text) == [], name
+        for secret in ("control-secret", "sut-secret", "gateway-secret", "PRIVATE KEY"):
+            assert secret not in text, (name, secret)
+    for secret in ("control-secret", "sut-secret", "gateway-secret"):
+        assert secret not in console

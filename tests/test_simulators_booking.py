@@ -10,8 +10,8 @@ from test_simulators_support import SUT, FakePort
 
 from conformance.codec import jdate_el
 from conformance.model import JDate
-from simulators.booking import BookingSimulator
-from simulators.registry import E, txt
+from simulators.actors.booking import BookingSimulator
+from simulators.toolbox import E, txt
 
 T = "T1"
 RESIDENT = ("resident", SUT)

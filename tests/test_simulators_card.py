@@ -13,9 +13,9 @@ from test_simulators_support import SUT, FakePort
 from conformance.codec import address_el, person_identity_el
 from conformance.model import Resident
 from conformance.residents import ResidentFactory
-from simulators.card import CardSimulator, valid_until
-from simulators.cs import CsSimulator
-from simulators.registry import E, txt
+from simulators.actors.card import CardSimulator, valid_until
+from simulators.actors.cs import CsSimulator
+from simulators.toolbox import E, txt
 
 T = "T1"
 COUNTER = ("counter", SUT)

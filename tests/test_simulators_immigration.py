@@ -9,9 +9,9 @@ from test_simulators_support import SUT, FakePort, change, residents_xml
 from conformance.codec import address_el, jdate_el, name_el
 from conformance.model import Resident
 from conformance.residents import ResidentFactory
-from simulators.immigration import ImmigrationSimulator
-from simulators.immlink import ImmLinkSimulator
-from simulators.registry import E, txt
+from simulators.actors.immigration import ImmigrationSimulator
+from simulators.actors.immlink import ImmLinkSimulator
+from simulators.toolbox import E, txt
 
 T = "T1"
 JUKI = ("juki", SUT)

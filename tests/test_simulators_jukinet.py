@@ -12,12 +12,12 @@ from conformance.codec import jdate_el, person_identity_el
 from conformance.identifiers import is_valid_my_number, make_juminhyo_code
 from conformance.model import Resident
 from conformance.residents import ResidentFactory
-from simulators.card import CardSimulator
-from simulators.cs import CsSimulator
-from simulators.national import NationalSimulator
-from simulators.peer import PeerSimulator
-from simulators.pref import PrefSimulator
-from simulators.registry import E, txt
+from simulators.actors.card import CardSimulator
+from simulators.actors.cs import CsSimulator
+from simulators.actors.national import NationalSimulator
+from simulators.actors.peer import PeerSimulator
+from simulators.actors.pref import PrefSimulator
+from simulators.toolbox import E, txt
 
 T = "T1"
 JUKI = ("juki", SUT)

@@ -15,11 +15,11 @@ from test_simulators_support import JST, SUT, FakePort
 from conformance.codec import address_el, jdate_el, name_el
 from conformance.model import Resident
 from conformance.residents import ResidentFactory
+from simulators.actors.centre import CentreSimulator
+from simulators.actors.certserver import CertServerSimulator, build_pdf
+from simulators.actors.kiosk import KioskSimulator, pdf_pages
 from simulators.base import Message
-from simulators.centre import CentreSimulator
-from simulators.certserver import CertServerSimulator, build_pdf
-from simulators.kiosk import KioskSimulator, pdf_pages
-from simulators.registry import E, txt
+from simulators.toolbox import E, txt
 
 T = "T1"
 RESIDENT = ("resident", SUT)
@@ -154,7 +154,7 @@ def test_pdf_is_well_formed() -> None:
 
 async def test_a_card_lapsed_at_card_management_is_refused_by_the_centre(port: FakePort) -> None:
     """Death → CardManagementInfo 失効 (10) → the card's user certificate is revoked: the centre stops there."""
-    from simulators.card import CardSimulator
+    from simulators.actors.card import CardSimulator
 
     port.add(CardSimulator)
     card = port.sims["card"]

@@ -13,11 +13,11 @@ from test_simulators_support import SUT, FakePort, change, residents_xml
 from conformance.codec import address_el, jdate_el, name_el
 from conformance.model import Address, JDate, Name, Resident
 from conformance.residents import ResidentFactory
-from simulators.cs import CsSimulator
-from simulators.national import NationalSimulator
-from simulators.peer import PeerSimulator
-from simulators.pref import PrefSimulator
-from simulators.registry import E, txt
+from simulators.actors.cs import CsSimulator
+from simulators.actors.national import NationalSimulator
+from simulators.actors.peer import PeerSimulator
+from simulators.actors.pref import PrefSimulator
+from simulators.toolbox import E, txt
 
 T = "T1"
 PEER = "325236"

@@ -10,9 +10,9 @@ from test_simulators_support import JST, SUT, FakePort
 
 from conformance.codec import address_el, jdate_el, name_el
 from conformance.model import Address, JDate, Name
+from simulators.actors.portal import PortalSimulator, arrival
 from simulators.clock import OperatingCalendar
-from simulators.portal import PortalSimulator, arrival
-from simulators.registry import E, txt
+from simulators.toolbox import E, txt
 
 T = "T1"
 RESIDENT = ("resident", SUT)

@@ -12,13 +12,13 @@ from test_simulators_support import SUT, FakePort, change, identity_notice, sync
 from conformance.codec import resident_el
 from conformance.model import Resident
 from conformance.residents import ResidentFactory
-from simulators.addressee import AddresseeSimulator
-from simulators.cs import CsSimulator
-from simulators.intermediate import IntermediateSimulator
-from simulators.national import NationalSimulator
-from simulators.others import OthersSimulator
-from simulators.pref import PrefSimulator
-from simulators.registry import E, txt
+from simulators.actors.addressee import AddresseeSimulator
+from simulators.actors.cs import CsSimulator
+from simulators.actors.intermediate import IntermediateSimulator
+from simulators.actors.national import NationalSimulator
+from simulators.actors.others import OthersSimulator
+from simulators.actors.pref import PrefSimulator
+from simulators.toolbox import E, txt
 
 T = "T1"
 JUKI = ("juki", SUT)

@@ -1,4 +1,4 @@
-"""The registry's shared helpers: refusals, seeds, lgCodes, tokens, kana keys."""
+"""The registry (every catalogue actor has its simulator) and the toolbox: refusals, seeds, lgCodes, tokens, kana."""
 
 from __future__ import annotations
 
@@ -7,10 +7,15 @@ import json
 import pytest
 from test_simulators_support import SUT, FakePort
 
+from conformance import catalogue
 from conformance.identifiers import is_valid_lg_code
-from simulators.registry import (
-    SIMULATORS,
+from simulators import registry
+from simulators.actors import SIMULATORS
+from simulators.base import Message
+from simulators.toolbox import (
+    ACTORS,
     Refusal,
+    SimBase,
     kana_key,
     lg_of,
     seed_fields,
@@ -26,6 +31,28 @@ def test_every_simulator_starts_empty_with_a_json_snapshot(actor: str) -> None:
     assert sibling(port, actor) is sim  # type: ignore[arg-type]
     snap = sim.snapshot("T1")
     assert json.loads(json.dumps(snap, ensure_ascii=False)) == snap
+
+
+def test_the_registry_hosts_exactly_the_catalogues_simulated_actors() -> None:
+    hosted = {a.id for a in catalogue.default().actors.values() if a.role in ("simulator", "driver")}
+    assert set(SIMULATORS) == hosted
+    assert registry.SIMULATORS is SIMULATORS  # the gateway's old import path finds the same classes
+    assert all(cls.actor == actor for actor, cls in SIMULATORS.items())
+
+
+def test_an_actor_registers_itself_and_a_second_player_of_it_is_refused() -> None:
+    try:
+        class _Probe(SimBase, actor="probe-actor"):
+            async def react(self, msg: Message) -> None:
+                return None
+
+        assert ACTORS["probe-actor"] is _Probe and _Probe.actor == "probe-actor"
+        with pytest.raises(TypeError, match="probe-actor"):
+            class _Other(SimBase, actor="probe-actor"):
+                pass
+    finally:
+        ACTORS.pop("probe-actor", None)
+    assert "probe-actor" not in SIMULATORS
 
 
 def test_refusal_is_a_finding() -> None:

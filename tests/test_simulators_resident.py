@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from conformance.envelope import J, header
+from simulators.actors.resident import ResidentSimulator
 from simulators.base import Message
 from simulators.clock import DEFAULT_START
-from simulators.resident import ResidentSimulator
 from tests.test_simulators_support import FakePort
 
 

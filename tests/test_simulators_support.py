@@ -27,7 +27,7 @@ from conformance.errors import Finding
 from conformance.model import JDate, Resident
 from conformance.rules import run_rules
 from simulators.base import Message, SendResult, Simulator
-from simulators.registry import E, Refusal
+from simulators.toolbox import E, Refusal
 
 JST = ZoneInfo("Asia/Tokyo")
 SUT = "131016"

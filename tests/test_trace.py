@@ -438,7 +438,9 @@ def test_the_fast_hash_input_is_the_canonical_form_byte_for_byte() -> None:
     """The per-record encoder writes exactly ``prev_hash + canonical_json`` (what verify recomputes)."""
     import random
 
-    from simulators.trace import _FIELDS, _canonical, _chain_text
+    from conformance.record import FIELDS as _FIELDS
+    from conformance.record import canonical as _canonical
+    from conformance.record import chain_text as _chain_text
 
     rnd = random.Random(7)
     alphabet = "aZ09 -_:/\\\"\n\t\x00\x1f\x7f住民票\u2028\ufeff\U0001f600é"
@@ -685,7 +687,7 @@ async def test_serve_stops_on_sigterm_after_a_stream_client_left(tmp_path: Path)
     err = (tmp_path / "serve.log").open("wb")
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "conformance.cli", "serve", "--port", "0", "--data-dir", str(tmp_path / "var"),
-        "--json", cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=err,
+        "--insecure-default-tokens", "--json", cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=err,
         env={**os.environ, "PYTHONPATH": str(REPO)})
     try:
         assert proc.stdout is not None

@@ -16,7 +16,6 @@ from conformance.checks import content, identity, robust, sequence  # noqa: F401
 from conformance.checks.base import (
     ASSERTION_OPS,
     CHECKS,
-    READY,
     SCHEMA_DEFS,
     SUT_ACTORS,
     Check,
@@ -37,7 +36,6 @@ from conformance.checks.base import (
 __all__ = [
     "ASSERTION_OPS",
     "CHECKS",
-    "READY",
     "SCHEMA_DEFS",
     "SUT_ACTORS",
     "Check",

@@ -6,12 +6,13 @@ passed or not, a message, and evidence a reviewer can follow (trace seq, message
 Some checks apply to EVERY scenario automatically (``auto=True``): no 個人番号 on a yellow or blue arrow, no
 duplicate without a RetryReason, no SUT message refused by the gateway, each person's changes in order.
 
-Checks see plain data (``Rec`` views of trace records in their HTTP JSON form, ``StepResult``s), so they are
+Checks see plain data (``Rec`` views of trace records — :mod:`conformance.record` — and ``StepResult``s), so they are
 unit-testable on crafted records without a gateway.
 """
 
 from __future__ import annotations
 
+import base64
 import operator
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -26,6 +27,7 @@ from conformance.catalogue import Catalogue
 from conformance.errors import HarnessError
 from conformance.identifiers import is_valid_juminhyo_code, is_valid_lg_code, is_valid_my_number
 from conformance.masking import mask_text
+from conformance.record import TraceRecord, record_to_json
 from conformance.rules import find_my_numbers
 from conformance.xmlsafe import NSMAP, parse, q
 
@@ -57,86 +59,90 @@ mask_my_numbers = mask_text
 # ------------------------------------------------------------------------------------------------ records
 
 class Rec:
-    """A trace record (the trace API's JSON form) with its envelope parsed on demand."""
+    """A view over one trace record (:class:`conformance.record.TraceRecord`) with its envelope parsed on demand.
 
-    __slots__ = ("__dict__", "data")
+    Built from the record itself or from its JSON form (the trace API's); a crafted JSON record may leave
+    fields out (unit tests of a check): they read as empty.
+    """
 
-    def __init__(self, data: Mapping[str, Any]) -> None:
-        self.data = dict(data)
+    __slots__ = ("__dict__", "record")
+
+    def __init__(self, data: TraceRecord | Mapping[str, Any]) -> None:
+        self.record = data if isinstance(data, TraceRecord) else _record_of(data)
+
+    @cached_property
+    def data(self) -> dict[str, Any]:
+        """The record's JSON form (what the trace API serves)."""
+        return record_to_json(self.record)
 
     # plain fields
     @property
     def seq(self) -> int:
-        return int(self.data.get("seq") or 0)
+        return self.record.seq
 
     @property
     def kind(self) -> str:
-        return str(self.data.get("kind") or "")
+        return self.record.kind
 
     @property
     def verdict(self) -> str:
-        return str(self.data.get("verdict") or "")
+        return self.record.verdict
 
     @property
     def arrow(self) -> int | None:
-        a = self.data.get("arrow")
-        return None if a is None else int(a)
+        return self.record.arrow
 
     @property
     def message_type(self) -> str | None:
-        return self.data.get("message_type")
+        return self.record.message_type
 
     @property
     def message_id(self) -> str | None:
-        return self.data.get("message_id")
+        return self.record.message_id
 
     @property
     def correlation_id(self) -> str | None:
-        return self.data.get("correlation_id")
+        return self.record.correlation_id
 
     @property
     def sender_actor(self) -> str | None:
-        return self.data.get("sender_actor")
+        return self.record.sender_actor
 
     @property
     def receiver_actor(self) -> str | None:
-        return self.data.get("receiver_actor")
+        return self.record.receiver_actor
 
     @property
     def sender_lg(self) -> str | None:
-        return self.data.get("sender_lg")
+        return self.record.sender_lg
 
     @property
     def receiver_lg(self) -> str | None:
-        return self.data.get("receiver_lg")
+        return self.record.receiver_lg
 
     @property
     def findings(self) -> list[dict[str, Any]]:
-        return list(self.data.get("findings") or [])
+        return list(self.record.findings)
 
     @property
     def note(self) -> str | None:
-        return self.data.get("note")
+        return self.record.note
+
+    @property
+    def virtual_time(self) -> str | None:
+        return self.record.virtual_time
 
     @property
     def recorded_at(self) -> datetime | None:
-        v = self.data.get("recorded_at")
+        v = self.record.recorded_at
         try:
-            return datetime.fromisoformat(str(v)) if v else None
+            return datetime.fromisoformat(v) if v else None
         except ValueError:
             return None
 
-    @cached_property
+    @property
     def payload(self) -> bytes:
-        p = self.data.get("payload")
-        if p is None:
-            b64 = self.data.get("payload_base64")
-            if b64:
-                import base64
-
-                return base64.b64decode(b64)
-            return b""
-        return p.encode("utf-8") if isinstance(p, str) else bytes(p)
+        return self.record.payload
 
     @cached_property
     def root(self) -> etree._Element | None:
@@ -182,6 +188,30 @@ class Rec:
     def label(self) -> str:
         return (f"#{self.seq} {self.kind}/{self.verdict} arrow {self.arrow} {self.message_type} "
                 f"{self.sender_actor}→{self.receiver_actor} id {self.message_id}")
+
+
+def _record_of(d: Mapping[str, Any]) -> TraceRecord:
+    """A record from its JSON form, fields that are absent read as empty (seq 0, no payload)."""
+    p = d.get("payload")
+    if p is None:
+        b64 = d.get("payload_base64")
+        payload = base64.b64decode(b64) if b64 else b""
+    else:
+        payload = p.encode("utf-8") if isinstance(p, str) else bytes(p)
+    arrow = d.get("arrow")
+
+    def opt(name: str) -> str | None:
+        v = d.get(name)
+        return None if v is None else str(v)
+
+    return TraceRecord(
+        seq=int(d.get("seq") or 0), recorded_at=str(d.get("recorded_at") or ""), virtual_time=opt("virtual_time"),
+        tenant=opt("tenant"), arrow=None if arrow is None else int(arrow), kind=str(d.get("kind") or ""),
+        sender_actor=opt("sender_actor"), sender_lg=opt("sender_lg"), receiver_actor=opt("receiver_actor"),
+        receiver_lg=opt("receiver_lg"), message_type=opt("message_type"), message_id=opt("message_id"),
+        correlation_id=opt("correlation_id"), verdict=str(d.get("verdict") or ""),
+        findings=list(d.get("findings") or []), payload=payload, payload_sha256=str(d.get("payload_sha256") or ""),
+        note=opt("note"), prev_hash=str(d.get("prev_hash") or ""), hash=str(d.get("hash") or ""))
 
 
 @dataclass
@@ -339,8 +369,6 @@ class Check:
 
 
 CHECKS: dict[str, Check] = {}
-#: check name -> its readiness function (kept as a view of ``Check.ready`` for older callers)
-READY: dict[str, ReadyFn] = {}
 
 
 def check(code: str, name: str, title_ja: str, title_en: str, params: dict[str, Any], *, auto: bool = False,
@@ -359,8 +387,6 @@ def check(code: str, name: str, title_ja: str, title_en: str, params: dict[str, 
                                  **params.get("properties", {})},
                   "required": ["check", *params.get("required", [])]}
         CHECKS[name] = Check(code, name, title_ja, title_en, fn, schema, auto, waits, ready)
-        if ready is not None:
-            READY[name] = ready
         return fn
     return register
 

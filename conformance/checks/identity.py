@@ -248,7 +248,7 @@ def _virtual_time(ctx: CheckContext, p: Mapping[str, Any]) -> tuple[bool, str, l
     for rec in ctx.records:
         if rec.sender_actor not in SUT_ACTORS or rec.message_type == "CounterRequest" or rec.root is None:
             continue
-        vt = _iso(rec.data.get("virtual_time"))
+        vt = _iso(rec.virtual_time)
         if vt is None:
             continue
         n += 1

@@ -36,6 +36,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=sorted(DEFECTS),
         help="inject a defect (repeatable; for the judge's self-test only)",
     )
+    p.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate (PEM)")
+    p.add_argument("--tls-key", type=Path, help="its private key (PEM)")
+    p.add_argument("--tls-client-ca", type=Path,
+                   help="mutual TLS: require a client certificate signed by this CA (the gateway's)")
+    p.add_argument("--gateway-ca", type=Path, help="CA of an https gateway (its certificate is --tls-cert)")
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
@@ -51,7 +56,19 @@ async def _main(args: argparse.Namespace) -> None:
         port=args.port,
         answer_timeout=args.answer_timeout,
         defects=frozenset(args.defect),
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca,
+        gateway_ca=args.gateway_ca,
     )
+    if bool(cfg.tls_cert) != bool(cfg.tls_key):
+        raise SystemExit("--tls-cert and --tls-key go together")
+    log = logging.getLogger("simulators.reference")
+    if cfg.host not in ("127.0.0.1", "::1", "localhost"):
+        if not cfg.tls_cert:
+            log.warning("listening on %s in plain HTTP: the tokens cross the network unencrypted", cfg.host)
+        if cfg.inbound_token in ("gateway-secret", "sut-secret") or cfg.token in ("gateway-secret", "sut-secret"):
+            log.warning("well-known default tokens on a non-loopback address: pass --token/--inbound-token")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -63,7 +80,10 @@ async def _main(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    from conformance.masking import install_log_masking
+
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    install_log_masking()  # 個人番号 and 住民票コード never in its log
     asyncio.run(_main(args))
 
 

@@ -5,6 +5,11 @@ with an ErrorReport and leaves no trace in the register (not even its MessageId)
 again after a fix is processed normally. A valid message is applied and its MessageId remembered in one
 transaction; a duplicate MessageId is answered as the first time (202, or the stored sync answer).
 
+The edge is bounded like the gateway's (``simulators.edge``): header/body/idle timeouts and a connection
+limit, bodies over ``MAX_BYTES`` refused with an ErrorReport ``XML-SIZE`` (413) before they are read, and a
+large document validated in a worker thread so ``/health`` keeps answering while it is checked. With
+``tls_cert``/``tls_key`` it serves HTTPS; with ``tls_client_ca`` too, the gateway must present a certificate.
+
 Usage::
 
     async with ReferenceSut(RefConfig(...)) as sut:      # or: async with start_reference_sut(cfg) as sut
@@ -19,7 +24,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from aiohttp import web
 from lxml import etree
@@ -28,7 +33,8 @@ from conformance import catalogue as catalogue_mod
 from conformance.envelope import Header, J, body_of, build, error_report, header, read_header
 from conformance.errors import Finding, HarnessError
 from conformance.validate import Checked, Validator
-from conformance.xmlsafe import MAX_BYTES, q
+from conformance.xmlsafe import MAX_BYTES, expensive, q
+from simulators.edge import GuardedRunner
 from simulators.reference import defects
 from simulators.reference.config import RefConfig
 from simulators.reference.core import Core, result_el
@@ -60,13 +66,15 @@ class ReferenceSut:
         self.outbox: Outbox | None = None
         self.core: Core | None = None
         self.validator = Validator()
+        self._big_validator = Validator()  # used by one worker thread at a time (large documents)
+        self._big_lock = asyncio.Lock()
         self._inflight: dict[str, asyncio.Future[bytes]] = {}
 
     # --- lifecycle ----------------------------------------------------------------------------------------
     @property
     def url(self) -> str:
         host = f"[{self.cfg.host}]" if ":" in self.cfg.host else self.cfg.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.cfg.tls_cert else 'http'}://{host}:{self.port}"
 
     @property
     def inbound_url(self) -> str:
@@ -85,14 +93,19 @@ class ReferenceSut:
         core = Core(self.cfg, store, outbox)
         outbox.on_answer = lambda msg, answer: on_answer(core, msg, answer)
         self.store, self.outbox, self.core = store, outbox, core
-        app = web.Application(client_max_size=MAX_BYTES * 4)
+        app = web.Application(client_max_size=MAX_BYTES, middlewares=[self._too_large])
         app.router.add_post("/inbound", self._inbound)
         app.router.add_post("/counter", self._counter)
         app.router.add_get("/contract", self._contract)
         app.router.add_get("/health", self._health)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        runner = GuardedRunner(app, limits=self.cfg.limits, access_log=None, handle_signals=False)
         await runner.setup()
-        site = web.TCPSite(runner, self.cfg.host, self.cfg.port)
+        ssl_ctx = None
+        if self.cfg.tls_cert and self.cfg.tls_key:
+            from simulators.config import tls_server_context
+
+            ssl_ctx = tls_server_context(self.cfg.tls_cert, self.cfg.tls_key, self.cfg.tls_client_ca)
+        site = web.TCPSite(runner, self.cfg.host, self.cfg.port, ssl_context=ssl_ctx, backlog=1024)
         await site.start()
         self._runner = runner
         for addr in runner.addresses:
@@ -146,8 +159,36 @@ class ReferenceSut:
         body = build(h, error_report(findings, refused.message_id if refused is not None else None))
         return web.Response(status=status, body=body, content_type="application/xml", charset="utf-8")
 
-    def _check(self, data: bytes) -> tuple[Checked, Header | None]:
-        checked = self.validator.check(data)
+    @web.middleware
+    async def _too_large(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """413 as an ErrorReport with XML-SIZE (not aiohttp's plain text), before the body is read."""
+        size = request.content_length
+        if size is not None and size > MAX_BYTES:
+            return self._too_large_answer(size)
+        try:
+            resp: web.StreamResponse = await handler(request)
+        except web.HTTPRequestEntityTooLarge:
+            return self._too_large_answer(None)
+        except ConnectionResetError:  # the edge cut a slow body off: nothing to answer, nothing to log
+            return web.Response(status=408)
+        return resp
+
+    def _too_large_answer(self, size: int | None) -> web.Response:
+        what = f"{size} bytes" if size is not None else f"more than {MAX_BYTES} bytes"
+        resp = self._error(413, [Finding("XML-SIZE", f"the document is {what}; the limit is {MAX_BYTES} "
+                                         "bytes")], None)
+        resp.force_close()  # the unread body is not drained: the connection ends with the answer
+        return resp
+
+    async def _check_async(self, data: bytes) -> tuple[Checked, Header | None]:
+        """``_check``, in a worker thread when the document is large (the event loop keeps answering)."""
+        if not expensive(data):
+            return self._check(data)
+        async with self._big_lock:
+            return await asyncio.to_thread(self._check, data, self._big_validator)
+
+    def _check(self, data: bytes, validator: Validator | None = None) -> tuple[Checked, Header | None]:
+        checked = (validator or self.validator).check(data)
         h: Header | None = None
         if checked.root is not None:
             try:
@@ -164,7 +205,7 @@ class ReferenceSut:
                 401, [Finding("SUT-AUTH", "missing or wrong credential (Authorization: Bearer)")], None
             )
         data = await request.read()
-        checked, h = self._check(data)
+        checked, h = await self._check_async(data)
         if not checked.ok or h is None or checked.root is None:
             if defects.on(self.cfg, "accept-malformed"):
                 return web.Response(status=202)
@@ -240,7 +281,7 @@ class ReferenceSut:
                 401, [Finding("SUT-AUTH", "missing or wrong credential (Authorization: Bearer)")], None
             )
         data = await request.read()
-        checked, h = self._check(data)
+        checked, h = await self._check_async(data)
         if not checked.ok or h is None or checked.root is None:
             findings = list(checked.findings) or [Finding("ENV-HEADER", "the envelope header cannot be read")]
             return self._error(400, findings, h)

@@ -6,11 +6,13 @@ vendor's system would) and embedded in the harness; the harness maps its setting
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from conformance.identifiers import is_valid_lg_code
+from simulators.edge import Limits
 from simulators.reference.defects import check_names
 
 
@@ -37,6 +39,14 @@ class RefConfig:
     code_change_attempts: int = 5
     http_timeout: float = 20.0
     db_file: str = "reference.sqlite"
+    #: server limits of its HTTP edge (timeouts, connections) and TLS: server certificate, and the CA whose
+    #: client certificates it requires (mutual TLS with the gateway); None = plain HTTP
+    limits: Limits = field(default_factory=Limits)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    #: CA of the gateway's certificate (https gateway_url); its client certificate is tls_cert/tls_key
+    gateway_ca: Path | None = None
 
     def __post_init__(self) -> None:
         if not is_valid_lg_code(self.lg_code):
@@ -46,6 +56,15 @@ class RefConfig:
     @property
     def db_path(self) -> Path:
         return self.data_dir / self.db_file
+
+    def client_ssl(self) -> ssl.SSLContext | bool:
+        """TLS towards the gateway: its CA, and this SUT's certificate for mutual TLS (True = defaults)."""
+        if not self.gateway_url.startswith("https://") or not (self.gateway_ca or self.tls_cert):
+            return True
+        ctx = ssl.create_default_context(cafile=str(self.gateway_ca) if self.gateway_ca else None)
+        if self.tls_cert and self.tls_key:
+            ctx.load_cert_chain(self.tls_cert, self.tls_key)
+        return ctx
 
     def with_(self, **kw: Any) -> RefConfig:
         return replace(self, **kw)

@@ -23,18 +23,22 @@ from typing import Any
 import yaml
 from lxml import etree
 
+from conformance import codec
 from conformance.codec import (
     address_el,
     foreign_el,
+    foreign_person_el,
     honseki_el,
     household_el,
     jdate_el,
     jdate_from,
+    koseki_person_el,
     name_el,
     name_from,
     person_identity_el,
     resident_el,
 )
+from conformance.codec import result_el as result_el  # re-exported: reference/app.py imports it from here
 from conformance.envelope import Header, J, header, new_id
 from conformance.errors import Finding, HarnessError
 from conformance.identifiers import make_juminhyo_code
@@ -215,39 +219,10 @@ def child(el: etree._Element | None, path: str) -> etree._Element | None:
     return cur
 
 
-def result_el(status: str, code: str | None = None, detail: str | None = None) -> etree._Element:
-    res: etree._Element = J.Result(J.Status(status))
-    if code:
-        res.append(J.Code(code))
-    if detail:
-        res.append(J.Detail(detail[:2000]))
-    return res
-
-
 def change_el(tag: str, c: Change) -> etree._Element:
-    el = etree.Element(q(tag), nsmap=_NSMAP)
-    reason = etree.SubElement(el, q("Reason"), code=c.code)
-    reason.text = reason_names().get(c.code, c.code)
-    jdate_el("EventDate", c.event_date, el)
-    if c.notified is not None:
-        etree.SubElement(el, q("NotifiedDate")).text = c.notified.isoformat()
-    etree.SubElement(el, q("Seq")).text = str(max(c.seq, 1))
-    return el
-
-
-def koseki_person_el(
-    tag: str, *, jcode: str | None, name: Name, birth: JDate, sex: str | None, honseki_: Any
-) -> etree._Element:
-    """KosekiPersonType: JuminhyoCode?, Name, BirthDate, Sex?, Honseki."""
-    el = etree.Element(q(tag), nsmap=_NSMAP)
-    if jcode:
-        etree.SubElement(el, q("JuminhyoCode")).text = jcode
-    name_el("Name", name, el)
-    jdate_el("BirthDate", birth, el)
-    if sex:
-        etree.SubElement(el, q("Sex")).text = sex
-    honseki_el("Honseki", honseki_, el)
-    return el
+    """ChangeType of a stored change (the 異動事由's name from the reason table, Seq at least 1)."""
+    return codec.change_el(tag, c.code, reason_names().get(c.code, c.code), c.event_date, max(c.seq, 1),
+                           c.notified)
 
 
 def doc_member(
@@ -518,7 +493,7 @@ class Core:
                         J.NoticeNo(new_id("N")),
                         J.LgCode(self.lg),
                         J.Kind(kind),
-                        self.foreign_person_el(a),
+                        foreign_person_el("Person", a),
                         change_el("Change", change),
                     ),
                 )
@@ -538,11 +513,11 @@ class Core:
                         J.AddressLgCode(self.lg),
                         koseki_person_el(
                             "Person",
-                            jcode=a.juminhyo_code,
+                            juminhyo_code=a.juminhyo_code,
                             name=a.name,
                             birth=a.birth_date,
                             sex=a.sex,
-                            honseki_=a.honseki,
+                            honseki=a.honseki,
                         ),
                         address_el("Address", a.address),
                         jdate_el("AddressSince", a.address_since or event_date),
@@ -592,19 +567,6 @@ class Core:
         if ev.deadline is not None:
             body.append(J.ContinuedUseDeadline(ev.deadline.isoformat()))
         self.emit(ctx, "CardManagementInfo", body)
-
-    @staticmethod
-    def foreign_person_el(r: Resident) -> etree._Element:
-        """ForeignPersonType: Name, BirthDate, Sex, Nationality, ResidenceCardNo, Address? (no 個人番号)."""
-        assert r.foreign is not None
-        el: etree._Element = J.Person()
-        name_el("Name", r.name, el)
-        jdate_el("BirthDate", r.birth_date, el)
-        el.append(J.Sex(r.sex))
-        el.append(J.Nationality(r.foreign.nationality))
-        el.append(J.ResidenceCardNo(r.foreign.residence_card_no))
-        address_el("Address", r.address, el)
-        return el
 
     # --- records ------------------------------------------------------------------------------------------
     def new_person(self, r: Resident) -> Person:

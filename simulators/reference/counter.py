@@ -18,6 +18,7 @@ from lxml import etree
 from conformance.codec import (
     jdate_el,
     jdate_from,
+    koseki_person_el,
     name_el,
     name_from,
     person_identity_el,
@@ -37,7 +38,6 @@ from simulators.reference.core import (
     el_text,
     fill,
     item,
-    koseki_person_el,
     name_text,
     need,
     reason_names,
@@ -349,7 +349,7 @@ async def koseki_entry(core: Core, ctx: Ctx, op: etree._Element) -> OpResult:
                 J.NoticeNo(new_id("N")),
                 J.HonsekiLgCode(core.lg),
                 koseki_person_el(
-                    "Person", jcode=cp.jcode, name=cp.name, birth=cp.birth, sex=cp.sex, honseki_=cp.honseki
+                    "Person", juminhyo_code=cp.jcode, name=cp.name, birth=cp.birth, sex=cp.sex, honseki=cp.honseki
                 ),
                 J.EntryKind(entry_kind),
             )

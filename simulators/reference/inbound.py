@@ -20,16 +20,17 @@ from conformance.codec import (
     address_el,
     address_from,
     entry_from,
-    foreign_el,
-    honseki_el,
     honseki_from,
     household_el,
     jdate_el,
     jdate_from,
+    koseki_person_el,
     name_el,
     name_from,
     person_identity_el,
     resident_el,
+    resident_history_el,
+    result_el,
 )
 from conformance.envelope import Header, J, new_id
 from conformance.model import Honseki, JDate, Name
@@ -47,10 +48,8 @@ from simulators.reference.core import (
     el_text,
     fill,
     jd,
-    koseki_person_el,
     name_text,
     need,
-    result_el,
     same_date,
     same_name,
 )
@@ -392,7 +391,8 @@ def on_fuhyo(core: Core, h: Header, body: etree._Element) -> None:
     address_lg = el_text(body, "AddressLgCode") or h.sender_lg
     if found is not None and found[1].get("honseki"):
         honseki = from_json(Honseki, found[1]["honseki"])
-        kp = koseki_person_el("Person", jcode=jcode, name=k_name, birth=k_birth, sex=k_sex, honseki_=honseki)
+        kp = koseki_person_el("Person", juminhyo_code=jcode, name=k_name, birth=k_birth, sex=k_sex,
+                              honseki=honseki)
     else:
         kp = J.Person()
         for c in person:
@@ -575,16 +575,7 @@ def on_certificate_data(core: Core, h: Header, body: etree._Element) -> etree._E
         address_el("Address", r.address, me)
         if rel:
             household_el("Household", r.household, r.relationship, me)
-        if r.resident_since is not None:
-            jdate_el("ResidentSince", r.resident_since, me)
-        if r.address_since is not None:
-            jdate_el("AddressSince", r.address_since, me)
-        if r.previous_address is not None:
-            address_el("PreviousAddress", r.previous_address, me)
-        if honseki and r.honseki is not None:
-            honseki_el("Honseki", r.honseki, me)
-        if r.foreign is not None:
-            foreign_el("Foreign", r.foreign, me)
+        resident_history_el(r, me, include_honseki=honseki)
         if defects.on(core.cfg, "leak-mynumber-certdata") and r.my_number:
             me.append(J.Remarks(f"個人番号 {r.my_number}"))
         out.append(me)

@@ -202,7 +202,8 @@ class Outbox:
 
     # --- the worker ---------------------------------------------------------------------------------------
     async def start(self) -> None:
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.cfg.http_timeout))
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.cfg.http_timeout),
+                                              connector=aiohttp.TCPConnector(ssl=self.cfg.client_ssl()))
         self._task = asyncio.create_task(self._run(), name="reference-outbox")
 
     async def stop(self) -> None:
