@@ -66,6 +66,9 @@ LG_ROLE: dict[str, str] = {
 LG_ROLE_BY_TYPE: dict[tuple[str, str], str] = {
     ("MoveInNotice", "MoveInLgCode"): "sut", ("MoveInNotice", "MoveOutLgCode"): "peer",
 }
+#: Requests on a two-way arrow sent from its far end: the certificate server asks the existing system for
+#: certificate data (arrow 19, juki answers), so a sample posted to the gateway goes certserver → juki.
+SENT_BY: dict[str, str] = {"CertificateDataRequest": "certserver"}
 #: AddressType elements that name the other municipality (転出先) rather than the resident's address.
 PEER_ADDRESSES: frozenset[str] = frozenset({"PlannedAddress"})
 PEER_ADDRESSES_BY_TYPE: frozenset[tuple[str, str]] = frozenset({("EApplication", "Destination")})
@@ -490,7 +493,8 @@ def _ends(cat: Catalogue, mt: MessageType) -> tuple[tuple[str, str], str | None]
     if not mt.arrows:
         return ("cs", "juki"), None
     n = mt.arrows[0]
-    src, dst = cat.ends(n)[0]
+    pairs = cat.ends(n)
+    src, dst = next((p for p in pairs if p[0] == SENT_BY.get(mt.id)), pairs[0])
     if mt.mode == "response" and not cat.arrows[n].bidirectional:
         for req in cat.message_types.values():
             if req.response == mt.id and req.response_arrows.get(n) == n:

@@ -160,7 +160,7 @@ async def register(request: web.Request) -> web.Response:
 def _default_lg(gw: Gateway, t: Tenant, actor: str) -> str:
     if actor == "peer" and t.peers:
         return t.peers[0].lg_code
-    from simulators.registry import lg_of  # the simulators' own rule for non-municipal actors
+    from simulators.toolbox import lg_of  # the simulators' own rule for non-municipal actors
 
     return lg_of(gw, actor)
 

@@ -30,9 +30,8 @@ API (everything else is private)::
     read_records(path) -> list[TraceRecord]      offline read of a trace file (format 1 or 2), no writer
     record_to_json(rec) / record_from_json(obj)  the JSON form used by the HTTP API (exact round trip)
     format_record(rec) -> str                    one human line, for ``juki-harness trace``
-    trace_app(store) -> web.Application          mount with ``app.add_subapp("/trace", trace_app(store))``;
-                                  the routes are documented in ``simulators.trace_http``
-    STORE_KEY                                    the AppKey under which trace_app keeps the store
+    STORE_KEY                                    the AppKey under which ``simulators.trace_http.trace_app``
+                                                 (the read-only HTTP API) keeps the store
 
 Memory is bounded by design: committed records live in SQLite (``simulators.tracedb``: file format,
 migration, compression, indexes); the store keeps in memory the last seq and hash, a bounded cache of the
@@ -115,7 +114,6 @@ __all__ = [
     "read_records",
     "record_from_json",
     "record_to_json",
-    "trace_app",
     "verify_records",
 ]
 
@@ -640,10 +638,3 @@ class TraceStore:
 # ------------------------------------------------------------------------------------------------- HTTP
 
 STORE_KEY = web.AppKey("trace_store", TraceStore)
-
-
-def trace_app(store: TraceStore) -> web.Application:
-    """The read-only trace API (``simulators.trace_http``); mount with ``add_subapp("/trace", ...)``."""
-    from simulators.trace_http import trace_app as make  # trace_http imports this module
-
-    return make(store)

@@ -1,7 +1,7 @@
 """The trace's read-only HTTP API (mounted by the gateway at ``/trace``).
 
 Why apart from ``simulators.trace``: the store is used without HTTP (CLI, tests, benchmarks); this is the
-web surface over it. Import ``trace_app``/``STORE_KEY`` from ``simulators.trace`` (the public names).
+web surface over it. Mount with ``app.add_subapp("/trace", trace_app(store))``.
 
     GET /trace  or  /trace/?tenant=&arrow=&type=&message_id=&correlation_id=&kind=&since=&limit=
         -> {"records": [...], "count": n, "last_seq": n, "next_since": seq | null}  (default limit 10000)

@@ -155,3 +155,17 @@ async def test_mutual_tls_names_the_sender_by_its_certificate(certs: Path, tmp_p
         codes = [x.findings[0]["code"] for x in r.store.scan()
                  if x.kind == "refused" and x.findings[0]["code"].startswith("GW-")]
         assert codes == ["GW-SENDER", "GW-CREDENTIAL"]  # refusals recorded
+
+
+async def test_a_certificate_data_request_sent_the_wrong_way_is_refused_precisely(rt: Runtime) -> None:
+    """On arrow 19 the certificate server asks and the SUT answers: the sample goes certserver -> juki (the
+    SUT's token may not send it), and the same request sent juki -> certserver is refused as not taken."""
+    data = sample("CertificateDataRequest", seed=1)
+    assert b'<Sender actor="certserver"' in data
+    status, body, _ = await _post(f"{rt.gateway_url}/msg", data, SUT)
+    assert (status, first_code(body)) == (403, "GW-SENDER")
+    wrong_way = (data.replace(b'<Sender actor="certserver"', b'<Sender actor="@@"')
+                 .replace(b'<Receiver actor="juki"', b'<Receiver actor="certserver"')
+                 .replace(b'<Sender actor="@@"', b'<Sender actor="juki"'))
+    status, body, _ = await _post(f"{rt.gateway_url}/msg", wrong_way, SUT)
+    assert (status, first_code(body)) == (404, "GW-NOT-TAKEN")

@@ -16,9 +16,10 @@ from test_simulators_support import identity_notice, residents_xml
 from conformance.codec import person_identity_el
 from conformance.model import Resident
 from conformance.residents import ResidentFactory
+from simulators.actors import SIMULATORS
 from simulators.config import HOSTED_ACTORS, parse_config
 from simulators.gateway import Gateway
-from simulators.registry import SIMULATORS, E, sibling, txt
+from simulators.toolbox import E, sibling, txt
 from simulators.trace import TraceStore
 
 SUT = "131016"

@@ -9,7 +9,6 @@ from test_simulators_support import SUT, FakePort
 
 from conformance import catalogue
 from conformance.identifiers import is_valid_lg_code
-from simulators import registry
 from simulators.actors import SIMULATORS
 from simulators.base import Message
 from simulators.toolbox import (
@@ -36,7 +35,6 @@ def test_every_simulator_starts_empty_with_a_json_snapshot(actor: str) -> None:
 def test_the_registry_hosts_exactly_the_catalogues_simulated_actors() -> None:
     hosted = {a.id for a in catalogue.default().actors.values() if a.role in ("simulator", "driver")}
     assert set(SIMULATORS) == hosted
-    assert registry.SIMULATORS is SIMULATORS  # the gateway's old import path finds the same classes
     assert all(cls.actor == actor for actor, cls in SIMULATORS.items())
 
 

@@ -29,9 +29,9 @@ from simulators.trace import (
     read_records,
     record_from_json,
     record_to_json,
-    trace_app,
     verify_records,
 )
+from simulators.trace_http import trace_app
 
 REPO = Path(__file__).resolve().parents[1]
 

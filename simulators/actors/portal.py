@@ -3,7 +3,7 @@ in the permitted window, and hands it to the municipality (35, to the counter of
 
 The window (引越しワンストップ, DOMAIN.md): SubmittedAt — the submission time on the tenant's virtual clock —
 must fall, as a JST date, between 30 days before and 10 days after the PlannedMoveOutDate (both inclusive);
-otherwise the portal refuses the application (:class:`~simulators.registry.Refusal` ``PORTAL-WINDOW``,
+otherwise the portal refuses the application (:class:`~simulators.toolbox.Refusal` ``PORTAL-WINDOW``,
 recorded as refused on 38). The SUT must check the window too (``EAPP-WINDOW``): a scenario that wants an
 out-of-window application to reach the SUT sends it as the portal directly on 35. An application for another
 municipality is kept but not forwarded; the same ApplicationId is forwarded once. The electronic signature is

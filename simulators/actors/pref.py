@@ -5,7 +5,7 @@ the SUT numbers one person's changes ``Change/Seq`` 1, 2, 3 … A notice is acce
 person's last Seq + 1. Also accepted: the same message again (a resend with the same MessageId: nothing
 happens twice); Seq 1 for a person never seen, or re-recorded (記載, A**) after a 消除 (D**); after a change
 of 住民票コード (``PreviousJuminhyoCode``) the history moves to the new code and the count either continues or
-restarts at 1. Anything else raises :class:`~simulators.registry.Refusal` ``PREF-ORDER``.
+restarts at 1. Anything else raises :class:`~simulators.toolbox.Refusal` ``PREF-ORDER``.
 
 The national server reads the accepted notices in process (:meth:`PrefSimulator.identities`): that is how
 Juki-Net's upper tier learns the SUT's residents, and it survives a replay because it is this state.

@@ -24,6 +24,7 @@ from conformance import catalogue as catalogue_mod
 from conformance.catalogue import Catalogue
 from conformance.envelope import Header, body_of, build, error_report, header, read_header
 from conformance.errors import Finding
+from conformance.record import TraceRecord
 from conformance.xmlsafe import expensive
 from simulators.base import Message, Simulator
 from simulators.clock import ClockRegistry, OperatingCalendar, OperatingHours
@@ -43,7 +44,7 @@ from simulators.gateway.values import (
     default_validator,
     valid_actor,
 )
-from simulators.trace import TraceRecord, TraceStore
+from simulators.trace import TraceStore
 
 if TYPE_CHECKING:
     from simulators.gateway.core import Gateway
@@ -248,7 +249,7 @@ class GatewayBase:
 
 
 def _registry() -> Mapping[str, Callable[[Gateway], Simulator]]:
-    """``simulators.registry.SIMULATORS``, imported late (simulator modules import the port types)."""
-    from simulators.registry import SIMULATORS
+    """``simulators.actors.SIMULATORS``, imported late (simulator modules import the port types)."""
+    from simulators.actors import SIMULATORS
 
     return SIMULATORS

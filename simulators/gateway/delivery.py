@@ -22,6 +22,7 @@ from lxml import etree
 
 from conformance.envelope import build, read_header
 from conformance.errors import Finding, HarnessError
+from conformance.record import TraceRecord
 from conformance.xmlsafe import parse
 from simulators.base import Simulator
 from simulators.faults import Reorderer
@@ -37,8 +38,7 @@ from simulators.gateway.values import (
     finding,
     peek_header,
 )
-from simulators.registry import Refusal
-from simulators.trace import TraceRecord
+from simulators.toolbox import Refusal
 
 log = logging.getLogger("juki.gateway")
 _BATCH = 256
@@ -252,9 +252,12 @@ class DeliveryMixin(ReplayMixin):
                 log.exception("%s.react failed on %s", receiver, mid)
                 return await self._sync_failed(d, 502, "GW-SIMULATOR",
                                                f"simulator {receiver} failed: {exc!r}")
-            if body is None:
-                return await self._sync_failed(d, 502, "GW-NO-ANSWER",
-                                               f"simulator {receiver} gave no answer to a sync {d.mt.id}")
+            if body is None:  # issue 13: e.g. CertificateDataRequest juki -> certserver (it goes the other way)
+                sender = d.peek.sender_actor or "?"
+                return await self._sync_failed(d, 404, "GW-NOT-TAKEN",
+                                               f"{receiver} takes no {d.mt.id} from {sender}: on arrow {d.arrow} "
+                                               f"a {d.mt.id} travels from {receiver} to {sender} (it asks, "
+                                               f"{sender} answers)")
             req = read_header(d.root)
             answer = build(req.reply(d.mt.response or "", self.now(d.tenant)), body)
         else:

@@ -28,7 +28,7 @@ from simulators.edge import REQUEST_BODY, REQUEST_SOURCE, GuardedRunner, digest_
 from simulators.gateway.auth import CredentialMismatch, control_only
 from simulators.gateway.core import GATEWAY_KEY, Gateway
 from simulators.gateway.values import Outcome, finding
-from simulators.trace import trace_app
+from simulators.trace_http import trace_app
 
 routes = web.RouteTableDef()
 #: the largest request body the gateway reads (the hardened parser refuses beyond MAX_BYTES anyway)

@@ -15,11 +15,11 @@ from datetime import datetime
 
 from conformance.errors import HarnessError
 from conformance.model import Municipality
+from conformance.record import TraceRecord
 from conformance.xmlsafe import parse
 from simulators.clock import OperatingCalendar
 from simulators.gateway.tenancy import TenancyMixin
 from simulators.gateway.values import Tenant, body_ids, peek_header
-from simulators.trace import TraceRecord
 
 log = logging.getLogger("juki.gateway")
 

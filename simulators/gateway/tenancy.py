@@ -21,11 +21,11 @@ from typing import Any, cast
 from lxml import etree
 
 from conformance.errors import HarnessError
+from conformance.record import TraceRecord, record_to_json
 from conformance.xmlsafe import parse
 from simulators.clock import OperatingCalendar
 from simulators.gateway.base import GatewayBase
 from simulators.gateway.values import IDS_ANY, Peek, Tenant, body_ids, finding, ids_in_data
-from simulators.trace import TraceRecord, record_to_json
 
 
 class TenancyMixin(GatewayBase):
