@@ -35,7 +35,7 @@ from conformance.errors import Finding, HarnessError
 from conformance.mutations import KINDS, by_kind
 from conformance.scenario import Scenario, Suite, load_suite
 
-__all__ = ["KINDS", "DefectCase", "add_parser", "by_kind", "load_defects", "selftest"]
+__all__ = ["DefectCase", "add_parser", "load_defects", "selftest"]
 
 DEFECTS_PATH = Path(str(resources.files("conformance") / "data" / "defects.yaml"))
 

@@ -207,8 +207,9 @@ def test_traffic_defects_name_known_mutations_and_rewrite_only_when_injected() -
 
 
 def test_every_class_of_defect_is_represented_and_the_catalogue_is_large_enough() -> None:
+    from conformance.mutations import KINDS
     from conformance.scenario import load_suite
-    from conformance.selftest import KINDS, load_defects
+    from conformance.selftest import load_defects
 
     cases = load_defects(load_suite())
     assert {c.kind for c in cases} == set(KINDS)
@@ -216,7 +217,7 @@ def test_every_class_of_defect_is_represented_and_the_catalogue_is_large_enough(
 
 
 def test_detection_is_reported_per_class() -> None:
-    from conformance.selftest import KINDS, by_kind
+    from conformance.mutations import KINDS, by_kind
 
     out = by_kind([("name-variant", True), ("name-variant", False), ("wall-clock", True)])
     assert out["name-variant"] == {"defects": 2, "detected": 1, "rate": 0.5, "what": KINDS["name-variant"]}

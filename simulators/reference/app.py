@@ -30,6 +30,7 @@ from aiohttp import web
 from lxml import etree
 
 from conformance import catalogue as catalogue_mod
+from conformance.codec import result_el
 from conformance.envelope import Header, J, body_of, build, error_report, header, read_header
 from conformance.errors import Finding, HarnessError
 from conformance.validate import Checked, Validator
@@ -37,7 +38,7 @@ from conformance.xmlsafe import MAX_BYTES, expensive, q
 from simulators.edge import GuardedRunner
 from simulators.reference import defects
 from simulators.reference.config import RefConfig
-from simulators.reference.core import Core, result_el
+from simulators.reference.core import Core
 from simulators.reference.counter import OPERATIONS, OpResult, run_operation
 from simulators.reference.inbound import INBOUND, SYNC_ANSWERS, on_answer
 from simulators.reference.outbox import Outbox

@@ -38,7 +38,6 @@ from conformance.codec import (
     person_identity_el,
     resident_el,
 )
-from conformance.codec import result_el as result_el  # re-exported: reference/app.py imports it from here
 from conformance.envelope import Header, J, header, new_id
 from conformance.errors import Finding, HarnessError
 from conformance.identifiers import make_juminhyo_code
