@@ -16,6 +16,7 @@ SUBCOMMAND_MODULES = (
     "conformance.lint",
     "conformance.samples",
     "conformance.cli_serve",
+    "simulators.bench_serve",
     "conformance.certify",
     "conformance.cli_sut",
     "conformance.selftest",

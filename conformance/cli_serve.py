@@ -221,26 +221,10 @@ async def _trace_http(args: argparse.Namespace) -> int:
         raise fail("GW-TRACE-HTTP", f"cannot reach {base}: {e}") from None
 
 
-# ------------------------------------------------------------------------------------------------ bench
-
-def _cmd_bench(args: argparse.Namespace) -> int:
-    if args.what == "suite":
-        from conformance.suite_bench import run_suite_bench
-
-        print(json.dumps(run_suite_bench(runs=args.runs, concurrency=args.concurrency or 8), ensure_ascii=False))
-        return 0
-    from simulators.bench import run_gateway_bench
-
-    result = run_gateway_bench(messages=args.messages, concurrency=args.concurrency or 64, runs=args.runs,
-                               pin=not args.no_pin, profile=args.profile, tenants=args.tenants)
-    print(json.dumps(result, ensure_ascii=False))
-    return 0
-
-
 # -------------------------------------------------------------------------------------------- register
 
 def add_parsers(subparsers: Any) -> None:
-    """Register serve, trace and bench with ``conformance.cli``."""
+    """Register serve and trace with ``conformance.cli``."""
     s = subparsers.add_parser("serve", help="start the gateway with every simulated actor (and optionally "
                                             "the reference SUT)")
     s.add_argument("--config", help="TOML config (config/default.toml documents every key)")
@@ -271,15 +255,3 @@ def add_parsers(subparsers: Any) -> None:
     t.add_argument("--json", action="store_true", help="one JSON record per line")
     t.add_argument("--raw", action="store_true", help="do not mask 個人番号 and 住民票コード")
     t.set_defaults(func=_cmd_trace)
-
-    b = subparsers.add_parser("bench", help="benchmarks: gateway throughput and added latency; the whole suite's "
-                                            "time against the reference SUT")
-    b.add_argument("what", choices=["gateway", "suite"])
-    b.add_argument("--messages", type=int, default=20_000, help="gateway: messages per run")
-    b.add_argument("--concurrency", type=int, default=None,
-                   help="gateway: requests in flight (64); suite: scenarios at once (8)")
-    b.add_argument("--runs", type=int, default=3)
-    b.add_argument("--tenants", type=int, default=16, help="tenants the bench residents are spread over")
-    b.add_argument("--no-pin", action="store_true", help="do not pin the gateway to one core")
-    b.add_argument("--profile", help="write a cProfile of the gateway process to this file")
-    b.set_defaults(func=_cmd_bench)

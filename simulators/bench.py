@@ -1,4 +1,8 @@
-"""Benchmark of the gateway: validated + traced messages per second, and the latency the gateway adds.
+"""In-process benchmark of the gateway against its own ``/direct/cs`` path (a profiling aid).
+
+`juki-harness bench gateway|peers` no longer runs this: it measures `serve` as its own process
+(``simulators.bench_serve``). This module stays for ``python -m simulators.bench`` (cProfile of the hot path
+next to the direct path) and for the bench bodies (``make_bodies``, ``bench_ids``) both share.
 
 Why this shape: the moving-season peak must not be limited by the gateway. The figure that matters is what
 one core does with everything the gateway promises (hardened parse, XSD, rules, arrow, tenant, faults,
