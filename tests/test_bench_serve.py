@@ -54,6 +54,7 @@ def test_bench_gateway_2000_messages_against_serve() -> None:
     assert r["trace_verified"] is True
 
 
+@pytest.mark.slow  # seconds of real waiting: runs in `make test`, not in the fast set
 def test_bench_peers_gateway_and_stub() -> None:
     r = bench_peers(messages=400, connections=8, mountebank=False)
     assert set(r["targets"]) == {"gateway", "stub"}

@@ -43,6 +43,7 @@ async def test_a_slow_or_endless_body_is_cut_off_after_the_body_timeout(sut: Ref
     assert cut is not None and 1.4 <= cut <= 3.5, cut
 
 
+@pytest.mark.slow  # seconds of real waiting: runs in `make test`, not in the fast set
 async def test_health_answers_quickly_while_200_plus_200_slow_clients_are_held(sut: ReferenceSut) -> None:
     t = Target.of(sut.inbound_url)
     res, lat = await during(lambda: slow_connections(t, 200, 200, 4.0, token=sut.cfg.inbound_token),

@@ -97,6 +97,7 @@ async def test_a_body_over_the_limit_is_an_error_report_with_xml_size(rt: Runtim
     assert status == 413 and first_code(body) == "XML-SIZE"
 
 
+@pytest.mark.slow  # seconds of real waiting: runs in `make test`, not in the fast set
 async def test_slow_headers_and_endless_bodies_are_cut_off_and_health_answers(rt: Runtime) -> None:
     t = Target.of(f"{rt.gateway_url}/msg")
     cut = await slow_header(t, seconds=5.0, interval=0.2)

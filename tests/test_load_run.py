@@ -27,6 +27,7 @@ def _opts(out: Path, **kw: object) -> LoadOptions:
     return LoadOptions(**base)  # type: ignore[arg-type]
 
 
+@pytest.mark.slow  # seconds of real waiting: runs in `make test`, not in the fast set
 async def test_a_short_real_locust_run_times_cascades_and_writes_the_reports(tmp_path: Path) -> None:
     opts = _opts(tmp_path, thresholds=("p95<1ms", "p99<10s", "dropped<1%"))
     outcome = await run_load(opts, out=lambda s: None)
