@@ -55,12 +55,19 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from simulators.bench_load import RawHttp, connect, requests_for
+
 if TYPE_CHECKING:
     from simulators.base import Simulator
     from simulators.gateway import Gateway
 
 ID_BLOCK = 1_000_000  # messages per (run, phase) id block: identifiers never repeat across phases
 _TOKEN = "sut-secret"
+_CONTROL_TOKEN = "control-secret"  # /direct takes the control token only
+
+
+def _token(url: str) -> str:
+    return _CONTROL_TOKEN if "/direct/" in url else _TOKEN
 
 
 # ------------------------------------------------------------------------------------------------ bodies
@@ -141,78 +148,18 @@ def _pin(core: int | None) -> bool:
         return False
 
 
-class _RawHttp(asyncio.Protocol):
-    """A minimal HTTP/1.1 keep-alive client connection: one request at a time, Content-Length answers.
-
-    Why not only aiohttp's client: on one core it tops out near 4,500 requests/s here, below what the
-    server side does, so it would measure itself. This one costs a few microseconds per request.
-    """
-
-    def __init__(self) -> None:
-        self.buf = bytearray()
-        self.waiter: asyncio.Future[int] | None = None
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        end = self.buf.find(b"\r\n\r\n")
-        if end < 0:
-            return
-        head = bytes(self.buf[:end]).lower()
-        i = head.find(b"content-length:")
-        length = 0
-        if i >= 0:
-            eol = head.find(b"\r\n", i)
-            length = int(head[i + 15:eol if eol > 0 else None])
-        if len(self.buf) < end + 4 + length:
-            return
-        status = int(self.buf[9:12])
-        del self.buf[:end + 4 + length]
-        w, self.waiter = self.waiter, None
-        if w is not None and not w.done():
-            w.set_result(status)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_exception(exc or ConnectionError("closed"))
-
-    async def post(self, request: bytes) -> int:
-        assert self.transport is not None
-        self.waiter = asyncio.get_running_loop().create_future()
-        self.transport.write(request)
-        return await self.waiter
-
-
-def _requests(url: str, bodies: list[bytes]) -> tuple[str, int, list[bytes]]:
-    from urllib.parse import urlsplit
-
-    u = urlsplit(url)
-    head = (f"POST {u.path} HTTP/1.1\r\nHost: {u.hostname}:{u.port}\r\nAuthorization: Bearer {_TOKEN}\r\n"
-            "Content-Type: application/xml\r\nContent-Length: ")
-    return u.hostname or "127.0.0.1", u.port or 80, [f"{head}{len(b)}\r\n\r\n".encode() + b for b in bodies]
-
-
-async def _raw_connect(host: str, port: int) -> _RawHttp:
-    _, proto = await asyncio.get_running_loop().create_connection(_RawHttp, host, port)
-    return proto
-
-
 async def _closed_loop_raw(url: str, bodies: list[bytes], concurrency: int) -> tuple[float, list[float], int]:
-    host, port, reqs = _requests(url, bodies)
-    conns = [await _raw_connect(host, port) for _ in range(concurrency)]
+    host, port, reqs = requests_for(url, _token(url), bodies)
+    conns = [await connect(host, port) for _ in range(concurrency)]
     it = iter(reqs)
     lat: list[float] = []
     errors = 0
 
-    async def worker(c: _RawHttp) -> None:
+    async def worker(c: RawHttp) -> None:
         nonlocal errors
         for req in it:
             t0 = time.perf_counter()
-            if await c.post(req) >= 300:
+            if (await c.post(req))[0] >= 300:
                 errors += 1
             lat.append(time.perf_counter() - t0)
 
@@ -227,16 +174,16 @@ async def _closed_loop_raw(url: str, bodies: list[bytes], concurrency: int) -> t
 
 async def _open_loop_raw(url: str, bodies: list[bytes], rate: float) -> tuple[list[float], int, float]:
     """Open loop over a pool of raw connections (a free connection per message, new ones when needed)."""
-    host, port, reqs = _requests(url, bodies)
-    free = [await _raw_connect(host, port) for _ in range(64)]
+    host, port, reqs = requests_for(url, _token(url), bodies)
+    free = [await connect(host, port) for _ in range(64)]
     lat: list[float] = []
     errors = 0
 
     async def one(req: bytes, due: float) -> None:
         nonlocal errors
-        c = free.pop() if free else await _raw_connect(host, port)
+        c = free.pop() if free else await connect(host, port)
         try:
-            if await c.post(req) >= 300:
+            if (await c.post(req))[0] >= 300:
                 errors += 1
         finally:
             free.append(c)
@@ -267,7 +214,7 @@ async def _closed_loop(url: str, bodies: list[bytes], concurrency: int) -> tuple
     it: Iterator[bytes] = iter(bodies)
     lat: list[float] = []
     errors = 0
-    headers = {"Authorization": f"Bearer {_TOKEN}", "Content-Type": "application/xml"}
+    headers = {"Authorization": f"Bearer {_token(url)}", "Content-Type": "application/xml"}
     conn = aiohttp.TCPConnector(limit=concurrency, force_close=False)
     async with aiohttp.ClientSession(connector=conn, headers=headers) as http:
 
@@ -293,7 +240,7 @@ async def _open_loop(url: str, bodies: list[bytes], rate: float) -> tuple[list[f
 
     lat: list[float] = []
     errors = 0
-    headers = {"Authorization": f"Bearer {_TOKEN}", "Content-Type": "application/xml"}
+    headers = {"Authorization": f"Bearer {_token(url)}", "Content-Type": "application/xml"}
     conn = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=conn, headers=headers) as http:
 
