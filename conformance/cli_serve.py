@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import signal
@@ -99,6 +100,9 @@ async def _serve(cfg: Any, with_reference_sut: bool, as_json: bool, secrets_file
         loop.add_signal_handler(sig, stop.set)
     try:
         async with Runtime(cfg, with_reference_sut=with_reference_sut) as rt:
+            # What start-up built (schemas, catalogue, simulators) lives as long as the process: out of the
+            # collector's way, so a full collection walks only what traffic made (shorter pauses, issue 10).
+            gc.freeze()
             info = rt.describe()
             info["secrets_file"] = str(secrets_file) if secrets_file else None
             if as_json:

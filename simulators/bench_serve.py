@@ -327,7 +327,7 @@ def _merge(into: dict[str, int], statuses: dict[str, int]) -> None:
 # ------------------------------------------------------------------------------------------------ gateway
 
 def bench_gateway(messages: int | None = 20_000, duration: float | None = None, connections: int = 32,
-                  open_seconds: float = 3.0, time_limit: float | None = None) -> dict[str, Any]:
+                  open_seconds: float = 10.0, time_limit: float | None = None) -> dict[str, Any]:
     """`bench gateway`: see the module docstring. ``duration`` (s) replaces ``messages`` when given;
     ``time_limit`` (s) ends the closed loop early (the default run stays within 2 minutes on a slow gateway)."""
     load = LoadAvg()
@@ -391,6 +391,7 @@ def bench_gateway(messages: int | None = 20_000, duration: float | None = None, 
         "late_sends": op["late_sends"], "max_late_ms": round(op["max_late_ms"], 2),
         "rss_mb_start": rss_start, "rss_mb_after_10k": rss_10k, "rss_mb_end": rss_end,
         "trace_bytes_per_message": round(trace_bytes / max(1, sent + n_open), 1),
+        "trace_bytes_per_record": round(trace_bytes / max(1, (per_msg + 1) * (sent + n_open)), 1),
         "rate_deciles_msgs_per_s": deciles, "loadavg": load.stop(),
         "trace_verified": bool(verify.get("ok")), "trace_verify_count": verify.get("count"),
         "load_generator": "raw asyncio keep-alive client (uvloop) in its own process",
@@ -470,7 +471,8 @@ def _summary_gateway(r: dict[str, Any]) -> str:
         f"  latency    p50 {r['p50_ms']} ms  p99 {r['p99_ms']} ms at {r['latency_rate_msgs_per_s']} msg/s "
         f"(open model, {r['late_sends']} late sends)",
         f"  memory     RSS {r['rss_mb_start']} -> {r['rss_mb_after_10k']} (10k) -> {r['rss_mb_end']} MB",
-        f"  trace      {r['trace_bytes_per_message']} B/msg, verified {r['trace_verified']}",
+        f"  trace      {r['trace_bytes_per_message']} B/msg, {r['trace_bytes_per_record']} B/record, "
+        f"verified {r['trace_verified']}",
         f"  deciles    {r['rate_deciles_msgs_per_s']}",
         f"  answers    {r['answers_by_status']}  GW-BUSY retries {r['busy_retries']}  all 202 {r['all_202']}",
         f"  loadavg    {r['loadavg']}"])
