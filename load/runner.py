@@ -123,11 +123,8 @@ async def harness_for(opts: LoadOptions, data_dir: Path) -> AsyncIterator[Runtim
 @contextlib.asynccontextmanager
 async def _stub_sut(rt: Runtime) -> AsyncIterator[str]:
     """The fast stub SUT (simulators/stub_sut.py), wired like runtime._reference_sut wires the reference."""
-    try:
-        from simulators.stub_sut import start_stub_sut  # type: ignore[import-not-found, unused-ignore]
-    except ModuleNotFoundError:
-        raise fail("LOAD-STUB", "--sut stub: simulators/stub_sut.py is not there yet; use --sut reference") from None
     from simulators.reference.config import RefConfig
+    from simulators.stub_sut import start_stub_sut
 
     cfg = rt.config
     ref = RefConfig(lg_code=cfg.sut.lg_code, gateway_url=rt.gateway_url, token=cfg.sut.token,
