@@ -101,7 +101,8 @@ async def _serve(cfg: Any, with_reference_sut: bool, as_json: bool, secrets_file
     try:
         async with Runtime(cfg, with_reference_sut=with_reference_sut) as rt:
             # What start-up built (schemas, catalogue, simulators) lives as long as the process: out of the
-            # collector's way, so a full collection walks only what traffic made (shorter pauses, issue 10).
+            # collector's way, so a full collection walks only what traffic made (issue 10; the pauses a large live
+            # heap still causes are measured in docs/gateway-scaling.md).
             gc.freeze()
             info = rt.describe()
             info["secrets_file"] = str(secrets_file) if secrets_file else None
