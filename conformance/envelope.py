@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
@@ -121,6 +122,50 @@ def serialise(env: etree._Element) -> bytes:
 def build(h: Header, body: etree._Element) -> bytes:
     """Serialize an envelope with header ``h`` around ``body`` (UTF-8, with XML declaration)."""
     return serialise(envelope(h, body))
+
+
+#: how ``serialise`` opens every envelope (the declaration and the Envelope start tag), up to its Header
+HEAD = b"<?xml version='1.0' encoding='UTF-8'?>\n<Envelope xmlns=\"" + NS.encode("ascii") + (
+    b'" version="' + ENVELOPE_VERSION.encode("ascii") + b'">')
+_PLAIN = re.compile(r"[0-9A-Za-z._:+\-]*\Z")  # header values written as they are (nothing to escape)
+
+
+def header_bytes(h: Header) -> bytes | None:
+    """The Header element exactly as ``build`` writes it, without building a tree; None when a value is not
+    plain (it would need escaping: take ``build``)."""
+    parts = [h.message_id, h.correlation_id or "", h.message_type, h.sender_actor, h.sender_lg,
+             h.receiver_actor, h.receiver_lg, h.retry_reason or ""]
+    if not h.message_id or not all(_PLAIN.match(v) for v in parts):
+        return None
+    cid = f"<CorrelationId>{h.correlation_id}</CorrelationId>" if h.correlation_id else ""
+    retry = f"<RetryReason>{h.retry_reason}</RetryReason>" if h.retry_reason else ""
+    return (f"<Header><MessageId>{h.message_id}</MessageId>{cid}<MessageType>{h.message_type}</MessageType>"
+            f'<Sender actor="{h.sender_actor}" lgCode="{h.sender_lg}"/>'
+            f'<Receiver actor="{h.receiver_actor}" lgCode="{h.receiver_lg}"/>'
+            f"<SentAt>{h.sent_at.isoformat(timespec='seconds')}</SentAt>"
+            f"<BusinessDate>{h.business_date.isoformat()}</BusinessDate>{retry}</Header>").encode("ascii")
+
+
+def rehead(data: bytes, h: Header) -> bytes | None:
+    """``data`` (an envelope as ``build`` opens it) with its Header replaced by ``h`` and every byte from
+    its Body on kept as it is: a relay passes a body on verbatim.
+
+    None when ``data`` does not open as ``build`` writes, or its Header holds a comment, CDATA or processing
+    instruction (a ``</Header>`` inside one would fool the cut), or a header value needs escaping.
+    """
+    if not data.startswith(HEAD):
+        return None
+    end = data.find(b"</Header>", len(HEAD))
+    if end < 0:
+        return None
+    old = data[len(HEAD):end]
+    if b"<!" in old or b"<?" in old or not old.lstrip().startswith(b"<Header>"):
+        return None
+    rest = data[end + len(b"</Header>"):]
+    if not rest.lstrip().startswith(b"<Body>"):
+        return None
+    new = header_bytes(h)
+    return None if new is None else HEAD + new + rest
 
 
 def _text(parent: etree._Element, local: str) -> str | None:

@@ -83,30 +83,78 @@ def _ms(v: float | None) -> str:
     return "–" if v is None else f"{v * 1000:.1f} ms"
 
 
+#: an event loop (the gateway process, our SUT child, a Locust process) at this share of one core has no headroom
+ONE_CORE_BUSY = 85.0
+LOCUST_BUSY = 80.0   # a Locust process this busy starts actions late (gevent: one core)
+MACHINE_BUSY = 90.0  # % of all cores: the processes compete for the machine rather than one being the limit
+
+
+def _sustained(rows: Sequence[dict[str, float]], key: str) -> float | None:
+    """The 90th percentile of a CPU series (None when it was not measured): sustained, not one spike."""
+    vals = sorted(r[key] for r in rows if r.get(key) is not None)
+    return vals[max(0, math.ceil(0.9 * len(vals)) - 1)] if vals else None
+
+
 def bottleneck(outcome: LoadOutcome) -> str:
-    """One sentence: was the harness (the senders) or the SUT side the bottleneck?"""
+    """One sentence: which side ran out — the harness (its Locust load generator or its gateway process), the
+    SUT, the machine — or none, with the figures that say so. CPU figures are the 90th percentile of the
+    1-s samples (% of one core; the machine's in % of all cores); the SUT's only when it ran as our child."""
     s = outcome.stats
     tot = s.totals()
     n = max(1, tot["actions"])
     behind = (tot["late"] + tot["dropped"] + tot["unsent"]) / n
-    cpu = s.cpu[1:] or s.cpu
-    loc = max((r["locust_cpu"] for r in cpu), default=0.0)
-    gw = max((r["gateway_cpu"] for r in cpu), default=0.0)
+    rows = s.cpu[1:] or s.cpu
+    gw = _sustained(rows, "gateway_cpu") or 0.0
+    sut = _sustained(rows, "sut_cpu")
+    loc = _sustained(rows, "locust_cpu_max")
+    loc = _sustained(rows, "locust_cpu") if loc is None else loc
+    loc = loc or 0.0
+    machine = _sustained(rows, "machine_cpu")
+    lanes = max((r.get("lanes", 0.0) for r in rows), default=0.0)
     p95 = s.percentiles()["p95"]
-    if behind > 0.01 and loc >= 80.0:
-        return (f"The harness was the bottleneck: {behind:.1%} of the actions started late or not at all while "
-                f"the Locust processes used up to {loc:.0f}% CPU — add workers (--workers) before judging the SUT.")
+    figures = ", ".join([f"gateway process {gw:.0f}%",
+                         f"SUT process {sut:.0f}%" if sut is not None else "SUT not measured (a vendor's system)",
+                         f"Locust {loc:.0f}%"]
+                        + ([f"machine {machine:.0f}% of all cores"] if machine is not None else []))
+    figures += " — 90th percentile of the 1-s CPU samples, % of one core"
     if behind > 0.01:
-        return (f"The SUT side was the bottleneck: {behind:.1%} of the actions could not start on time because "
-                f"earlier cascades were still open, while Locust used at most {loc:.0f}% CPU (the gateway process "
-                f"— gateway, simulators and an in-process SUT — up to {gw:.0f}%).")
-    if p95 is not None and p95 > 1.0:
-        return (f"The SUT side was the bottleneck: the harness kept to the schedule ({behind:.2%} late or dropped; "
-                f"Locust at most {loc:.0f}% CPU) but cascades queued (p95 {_ms(p95)}); the harness process — "
-                f"gateway, simulators and an in-process SUT — used up to {gw:.0f}% CPU.")
-    return (f"Neither was saturated: the harness kept to the schedule ({behind:.2%} late or dropped; Locust at most "
-            f"{loc:.0f}% CPU), so the cascade times (p95 {_ms(p95)}) are the SUT's and the gateway's "
-            f"(gateway process up to {gw:.0f}% CPU).")
+        symptom = f"{behind:.1%} of the actions started late or not at all"
+    elif p95 is not None and p95 > 1.0:
+        symptom = (f"the harness kept to the schedule ({behind:.2%} late or dropped) but cascades queued "
+                   f"(p95 {_ms(p95)})")
+    else:
+        near = [f"{who} at {v:.0f}%" for who, v in (("the gateway process", gw), ("the SUT process", sut))
+                if v is not None and v >= ONE_CORE_BUSY]
+        kept = (f"the harness kept to the schedule ({behind:.2%} late or dropped) and the cascades took p95 "
+                f"{_ms(p95)}")
+        if near:  # in time, but with no headroom left: say who will give out first
+            return (f"Neither held the run back, but {' and '.join(near)} of one core ran at the ceiling of one "
+                    f"event loop: {kept}; a higher rate would saturate it ({figures}).")
+        return f"Neither was saturated: {kept}, so these times are the SUT's and the gateway's ({figures})."
+    gw_full, sut_full = gw >= ONE_CORE_BUSY, sut is not None and sut >= ONE_CORE_BUSY
+    if loc >= LOCUST_BUSY:
+        return (f"The harness was the bottleneck (its load generator: a Locust process at {loc:.0f}% CPU): "
+                f"{symptom} — add workers (--workers) before judging the SUT ({figures}).")
+    if gw_full and sut_full:
+        return (f"Both sides were saturated: the gateway process at {gw:.0f}% and the SUT process at {sut:.0f}% "
+                f"of one core each while {symptom} ({figures}).")
+    if gw_full:
+        return (f"The harness was the bottleneck (its gateway process, one event loop, at {gw:.0f}% of one core"
+                + (f" while the SUT process used {sut:.0f}%" if sut is not None else "")
+                + f"): {symptom} — the SUT was not shown to be the limit; see docs/gateway-scaling.md ({figures}).")
+    if sut_full:
+        return (f"The SUT side was the bottleneck (the SUT process at {sut:.0f}% of one core, its ceiling, while "
+                f"the gateway process used {gw:.0f}%): {symptom} ({figures}).")
+    if machine is not None and machine >= MACHINE_BUSY:
+        ours = gw + (sut or 0.0) + (_sustained(rows, "locust_cpu") or loc)
+        return (f"The machine was the bottleneck: its cores were {machine:.0f}% busy while {symptom}; no single "
+                f"process was at one core — the gateway, the SUT and Locust (together {ours:.0f}% of one core) "
+                f"and any other work on the machine competed for the same cores ({figures}).")
+    if sut is not None:
+        return (f"No process was CPU-bound, yet {symptom}: the cascades waited rather than computed — in the "
+                f"SUT's own waits (its database, its outbox) or the gateway's delivery lanes (up to {lanes:.0f} "
+                f"queued) ({figures}).")
+    return (f"The SUT side was the bottleneck: {symptom} while the harness was not saturated ({figures}).")
 
 
 def sample_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -142,10 +190,16 @@ def write_report(outcome: LoadOutcome, opts: LoadOptions, scale: Scale) -> dict[
         plots.append((f"{fn}: p50 / p95 / p99 / max cascade time", svg_lines(xs, ms, unit=" ms")))
     if s.cpu:
         ct = [r["t"] for r in s.cpu]
-        plots.append(("CPU % (gateway process; Locust processes) and delivery lane length",
-                      svg_lines(ct, {"gateway": [r["gateway_cpu"] for r in s.cpu],
-                                     "locust": [r["locust_cpu"] for r in s.cpu],
-                                     "lanes": [r["lanes"] for r in s.cpu]})))
+        cpu: dict[str, Sequence[float | None]] = {"gateway": [r["gateway_cpu"] for r in s.cpu]}
+        if any("sut_cpu" in r for r in s.cpu):  # our own SUT, in its own process
+            cpu["sut"] = [r.get("sut_cpu") for r in s.cpu]
+        cpu["locust"] = [r["locust_cpu"] for r in s.cpu]
+        if any("machine_cpu" in r for r in s.cpu):
+            cpu["machine"] = [r.get("machine_cpu") for r in s.cpu]
+        cpu["lanes"] = [r["lanes"] for r in s.cpu]
+        plots.append(("CPU % of one core (gateway process" + ("; SUT process" if "sut" in cpu else "")
+                      + "; Locust processes), machine % of all cores, and delivery lane length",
+                      svg_lines(ct, cpu)))
     by_fn = s.by_function()
     functions = []
     for fn, c in by_fn.items():
@@ -164,6 +218,7 @@ def write_report(outcome: LoadOutcome, opts: LoadOptions, scale: Scale) -> dict[
         "lag": " / ".join(_ms(lag[k]) for k in ("p50", "p95", "p99", "max")), "functions": functions,
         "thresholds": thresholds, "trace": trace, "samples": sample_rows(outcome.conformance),
         "samples_ok": outcome.conformance_ok, "plots": plots, "errors": s.errors(), "error": outcome.error,
+        "sut_process": outcome.sut_process,
     }
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
     html = env.get_template("report.html").render(ctx)
@@ -171,7 +226,8 @@ def write_report(outcome: LoadOutcome, opts: LoadOptions, scale: Scale) -> dict[
     (out / "load-report.html").write_text(html, encoding="utf-8")
     doc = {"profile": opts.profile, "scale": scale.kind, "day": opts.day.isoformat(), "sut": opts.sut,
            "compress": opts.compress, "seed": opts.seed, "workers": opts.workers, "exit_code": outcome.exit_code,
-           "bottleneck": ctx["bottleneck"], "error": outcome.error, **s.to_json(), "thresholds": thresholds,
+           "bottleneck": ctx["bottleneck"], "error": outcome.error, "sut_process": outcome.sut_process,
+           **s.to_json(), "thresholds": thresholds,
            "trace": trace,
            "conformance": outcome.conformance, "cpu": s.cpu}
     (out / "load-report.json").write_text(json.dumps(doc, ensure_ascii=False, indent=1,

@@ -5,6 +5,11 @@ the simulators and the reference SUT are asyncio; one process cannot host both. 
 master + workers for free (``--workers N``) and Locust's own CSV/HTML. This process hosts the harness,
 samples CPU (psutil) and the gateway's delivery lanes, runs conformance samples beside the load, and judges.
 
+Why our own SUTs (``--sut reference``, ``--sut stub``) run as child processes too: in the harness process
+they share its one event loop and one core, so a run could not say whether the gateway or the SUT ran out of
+CPU (and the cascade rate was capped at one core for both); as a child each has its own core and its own CPU
+series, as a vendor's system would. Their output goes, masked, to ``sut.log`` in the out folder.
+
 API::
 
     LoadOptions(...)                      what the command line asks
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -23,6 +29,7 @@ import socket
 import sys
 import tempfile
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -38,9 +45,13 @@ from load.checks import TraceVerdict, check_trace
 from load.model import LoadModel, Scale
 from load.plan import JST, Plan, Tenant, build_plan
 from load.stats import Stats, Threshold, parse_threshold
+from simulators.config import HarnessConfig
 from simulators.runtime import Runtime
 
+ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+SUT_READY_TIMEOUT = 20.0  # seconds for a SUT child to answer GET /health (a cold Python start on a busy box)
+SUT_STOP_GRACE = 5.0      # seconds between SIGTERM and SIGKILL
 _IDNO = re.compile(r"<Label>識別番号:(\d{11})</Label>\s*<Value>([^<]+)</Value>")
 DEFAULT_SAMPLES = ("F01-P01", "F03-P01", "F07-P01", "F08-P01", "F20-P01")
 
@@ -76,6 +87,7 @@ class LoadOutcome:
     conformance: list[dict[str, Any]] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
     error: str | None = None
+    sut_process: str | None = None  # the SUT child's command (tokens left out); None: a vendor's URL
 
     @property
     def conformance_ok(self) -> bool:
@@ -97,41 +109,167 @@ def _free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def harness_for(opts: LoadOptions, data_dir: Path) -> AsyncIterator[Runtime]:
+async def harness_for(opts: LoadOptions, data_dir: Path, log_dir: Path | None = None) -> AsyncIterator[Runtime]:
     """The running harness with the SUT the options name (reference, stub, or a vendor's URL)."""
+    async with harness_and_sut(opts, data_dir, log_dir) as (rt, _):
+        yield rt
+
+
+@contextlib.asynccontextmanager
+async def harness_and_sut(opts: LoadOptions, data_dir: Path, log_dir: Path | None = None
+                          ) -> AsyncIterator[tuple[Runtime, SutChild | None]]:
+    """The harness and, for ``reference``/``stub``, the SUT child it talks to (None for a vendor's URL).
+
+    The child's log goes to ``log_dir/sut.log`` (default ``data_dir``); it is stopped on the way out, whatever
+    happens (error, cancel)."""
     from simulators.config import load_config
 
     # a vendor's SUT sends to the gateway's configured port; our own SUTs learn an ephemeral one
     cfg = load_config(opts.config, data_dir=data_dir, port=None if opts.sut.startswith("http") else 0)
-    if opts.sut == "reference":
-        async with Runtime(cfg, with_reference_sut=True) as rt:
-            yield rt
-    elif opts.sut == "stub":
-        async with Runtime(cfg) as rt, _stub_sut(rt) as url:
-            rt.sut_url = url
-            rt.config = rt.config.with_sut(inbound_url=f"{url}/inbound", counter_url=f"{url}/counter")
-            rt.gateway.set_sut(rt.config)
-            yield rt
+    if opts.sut in ("reference", "stub"):
+        port = _free_port()
+        url = f"http://127.0.0.1:{port}"
+        async with Runtime(cfg.with_sut(inbound_url=f"{url}/inbound", counter_url=f"{url}/counter")) as rt:
+            cmd = sut_command(opts.sut, rt.config, rt.gateway_url, port, cfg.gateway.data_dir)
+            async with sut_child(cmd, url, (log_dir or data_dir) / "sut.log") as child:
+                yield rt, child
     elif opts.sut.startswith(("http://", "https://")):
         url = opts.sut.rstrip("/")
         async with Runtime(cfg.with_sut(inbound_url=f"{url}/inbound", counter_url=f"{url}/counter")) as rt:
-            yield rt
+            yield rt, None
     else:
         raise fail("LOAD-SUT", f"--sut {opts.sut!r}: use reference, stub or the SUT's base URL (http://…)")
 
 
-@contextlib.asynccontextmanager
-async def _stub_sut(rt: Runtime) -> AsyncIterator[str]:
-    """The fast stub SUT (simulators/stub_sut.py), wired like runtime._reference_sut wires the reference."""
-    from simulators.reference.config import RefConfig
-    from simulators.stub_sut import start_stub_sut
+def sut_command(kind: str, cfg: HarnessConfig, gateway_url: str, port: int, data_dir: Path) -> list[str]:
+    """The command line of our own SUT, wired as runtime._reference_sut wires the in-process one: the harness
+    config's 全国地方公共団体コード and tokens, plain HTTP on 127.0.0.1, its register under ``data_dir``."""
+    common = ["--port", str(port), "--host", "127.0.0.1", "--gateway-url", gateway_url,
+              "--lg-code", cfg.sut.lg_code, "--token", cfg.sut.token,
+              "--inbound-token", cfg.gateway.tokens.gateway_to_sut]
+    if kind == "reference":  # what the console entry `juki-harness reference-sut` runs
+        return [sys.executable, "-m", "conformance.cli", "reference-sut", *common,
+                "--data-dir", str(data_dir / "reference")]
+    if kind == "stub":
+        return [sys.executable, "-m", "simulators.stub", *common]
+    raise fail("LOAD-SUT", f"no SUT process for {kind!r} (reference or stub)")
 
-    cfg = rt.config
-    ref = RefConfig(lg_code=cfg.sut.lg_code, gateway_url=rt.gateway_url, token=cfg.sut.token,
-                    inbound_token=cfg.gateway.tokens.gateway_to_sut, data_dir=cfg.gateway.data_dir / "stub",
-                    host=cfg.reference.host, port=cfg.reference.port, defects=frozenset())
-    async with start_stub_sut(ref) as url:
-        yield str(url).rstrip("/")
+
+@dataclass
+class SutChild:
+    """Our own SUT in its own process: the command, the process, its base URL and the end of its output."""
+
+    cmd: list[str]
+    url: str
+    log_path: Path
+    proc: asyncio.subprocess.Process | None = None
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=30))
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.proc is None else self.proc.pid
+
+    def shown(self) -> str:
+        """The command for a message: the tokens' values left out, masked like a log line."""
+        from conformance.masking import mask_personal
+
+        words = [("…" if i and self.cmd[i - 1] in ("--token", "--inbound-token") else w)
+                 for i, w in enumerate(self.cmd)]
+        return mask_personal(" ".join(words).replace(sys.executable, "python"))
+
+    def exited(self) -> str | None:
+        """Why the child is gone (exit code and the end of its output), or None while it runs."""
+        if self.proc is None or self.proc.returncode is None:
+            return None
+        return (f"the SUT process ({self.shown()}) exited with code {self.proc.returncode}; the end of its "
+                f"output ({self.log_path}):\n" + "\n".join(self.tail))
+
+
+@contextlib.asynccontextmanager
+async def sut_child(cmd: list[str], url: str, log_path: Path,
+                    ready_timeout: float = SUT_READY_TIMEOUT) -> AsyncIterator[SutChild]:
+    """Start ``cmd``, wait until ``url``/health answers, yield; SIGTERM (then SIGKILL) it on the way out.
+
+    Its stdout and stderr are read here line by line, masked (個人番号, 住民票コード) and written to
+    ``log_path``: whatever the child prints — a traceback included — never reaches the file in clear."""
+    from conformance.masking import mask_personal
+
+    child = SutChild(cmd, url, log_path)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = log_path.open("w", encoding="utf-8")
+
+    async def pump(stream: asyncio.StreamReader | None) -> None:
+        buf = b""
+        while stream is not None:
+            chunk = await stream.read(65536)
+            if chunk:
+                *lines, buf = (buf + chunk).split(b"\n")
+                if len(buf) > 1 << 20:  # no newline for 1 MB: write what there is
+                    lines, buf = [*lines, buf], b""
+            else:
+                lines, buf = [buf], b""
+            for raw in lines:
+                if raw.strip():
+                    line = mask_personal(raw.decode("utf-8", "replace").rstrip("\r"))
+                    log.write(line + "\n")
+                    child.tail.append(line)
+            log.flush()
+            if not chunk:
+                return
+
+    pumps: list[asyncio.Task[None]] = []
+    try:
+        child.proc = await asyncio.create_subprocess_exec(
+            *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=str(ROOT),
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        pumps = [asyncio.create_task(pump(child.proc.stdout)), asyncio.create_task(pump(child.proc.stderr))]
+        await _wait_ready(child, pumps, ready_timeout)
+        yield child
+    finally:
+        try:
+            await _stop(child.proc)
+        finally:
+            for t in pumps:
+                t.cancel()
+            await asyncio.gather(*pumps, return_exceptions=True)
+            log.close()
+
+
+async def _wait_ready(child: SutChild, pumps: Sequence[asyncio.Task[None]], timeout: float) -> None:
+    """Until GET /health answers 200; a clear LOAD-SUT error if the child exits first or time runs out."""
+    assert child.proc is not None
+    end = time.monotonic() + timeout
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2.0)) as session:
+        while True:
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                async with session.get(f"{child.url}/health") as resp:
+                    if resp.status == 200:
+                        return
+            if child.proc.returncode is not None or time.monotonic() >= end:
+                break
+            await asyncio.sleep(0.1)
+    if child.proc.returncode is not None:
+        await asyncio.wait(pumps, timeout=2.0)  # the last lines it wrote, for the message
+    why = child.exited() or (f"the SUT process ({child.shown()}) did not answer GET {child.url}/health within "
+                             f"{timeout:g} s; the end of its output ({child.log_path}):\n" + "\n".join(child.tail))
+    raise fail("LOAD-SUT", why)
+
+
+async def _stop(proc: asyncio.subprocess.Process | None) -> None:
+    """SIGTERM, up to SUT_STOP_GRACE s to finish, then SIGKILL — also when this task is cancelled meanwhile."""
+    if proc is None:
+        return
+    try:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), timeout=SUT_STOP_GRACE)
+    finally:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await asyncio.shield(proc.wait())
 
 
 async def _run_setup(h: Harness, tenant: Tenant, plan: Plan, concurrency: int) -> list[str]:
@@ -175,7 +313,9 @@ async def _quiet(h: Harness, tenant: str, quiet: float = 0.5, limit: float = 20.
 
 
 def locust_commands(opts: LoadOptions, plan_path: Path, out: Path) -> list[list[str]]:
-    """The Locust command lines: one process, or a master and ``workers`` workers on loopback."""
+    """The Locust command lines: one process, or a master and ``workers`` workers on loopback (paths absolute:
+    Locust runs in the repository folder)."""
+    out = out.resolve()
     base = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--csv", str(out / "locust"),
             "--html", str(out / "locust.html"), "--loglevel", "WARNING"]
     ui = (["--web-host", "127.0.0.1", "--web-port", str(opts.web_port), "--autostart", "--autoquit", "5"]
@@ -211,11 +351,17 @@ async def _samples(h: Harness, ids: Sequence[str], stop: asyncio.Event, seed: in
 
 
 class _Sampler:
-    """CPU of this process (gateway, simulators, in-process SUT) and of the Locust processes; lane lengths."""
+    """CPU of this process (gateway, simulators, sampled scenarios), of the SUT child (when it is ours), of the
+    Locust processes (their sum and the busiest: each is one core's worth at most) and of the whole machine
+    (% of all cores); the delivery lanes' length and the trace's last seq."""
 
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: Runtime, sut_pid: int | None = None) -> None:
         self.rt = rt
         self.me = psutil.Process()
+        self.sut: psutil.Process | None = None
+        if sut_pid is not None:
+            with contextlib.suppress(psutil.Error):  # already gone: the run will say so (SutChild.exited)
+                self.sut = psutil.Process(sut_pid)
         self.rows: list[dict[str, float]] = []
         self.locust: list[psutil.Process] = []
         self.t0 = time.monotonic()
@@ -223,19 +369,24 @@ class _Sampler:
     def attach(self, pids: Sequence[int]) -> None:
         self.locust = [psutil.Process(p) for p in pids]
         self.me.cpu_percent(None)
-        for p in self.locust:
+        psutil.cpu_percent(None)
+        for p in [*self.locust, *([self.sut] if self.sut else [])]:
             with contextlib.suppress(psutil.Error):
                 p.cpu_percent(None)
 
     def sample(self) -> dict[str, float]:
         lanes = getattr(self.rt.gateway, "_lanes", {})
-        loc = 0.0
+        loc = []
         for p in self.locust:
             with contextlib.suppress(psutil.Error):
-                loc += p.cpu_percent(None)
+                loc.append(p.cpu_percent(None))
         row = {"t": round(time.monotonic() - self.t0, 3), "gateway_cpu": self.me.cpu_percent(None),
-               "locust_cpu": loc, "lanes": float(sum(len(v) for v in lanes.values())),
-               "trace_seq": float(self.rt.store.last_seq)}
+               "locust_cpu": sum(loc), "locust_cpu_max": max(loc, default=0.0),
+               "machine_cpu": psutil.cpu_percent(None),
+               "lanes": float(sum(len(v) for v in lanes.values())), "trace_seq": float(self.rt.store.last_seq)}
+        if self.sut is not None:
+            with contextlib.suppress(psutil.Error):  # gone: no figure rather than a made-up 0
+                row["sut_cpu"] = self.sut.cpu_percent(None)
         self.rows.append(row)
         return row
 
@@ -244,6 +395,8 @@ async def run_load(opts: LoadOptions, out: Callable[[str], None] = print) -> Loa
     """The whole run (see the module docstring)."""
     from load.report import write_report
 
+    # Locust runs with the repository as its working folder: a relative --out would land there
+    opts = dataclasses.replace(opts, out=opts.out.resolve())
     opts.out.mkdir(parents=True, exist_ok=True)
     model = LoadModel.default()
     scale = Scale.parse(opts.scale, model.figures)
@@ -256,7 +409,8 @@ async def run_load(opts: LoadOptions, out: Callable[[str], None] = print) -> Loa
     out(f"load: {len(actions)} actions over {span:.1f} s ({opts.profile}, {scale.kind}, {opts.day}, "
         f"compress {compress:g}, seed {opts.seed})")
     with tempfile.TemporaryDirectory(prefix="juki-load-") as tmp:
-        async with harness_for(opts, Path(tmp)) as rt, aiohttp.ClientSession() as session:
+        async with (harness_and_sut(opts, Path(tmp), opts.out) as (rt, child),
+                    aiohttp.ClientSession() as session):
             h = Harness(session, rt.gateway_url, rt.config.gateway.tokens.control)
             t = await h.create_tenant("load", 3, opts.seed % 2_000_000_000)
             tenant = Tenant(str(t["tenant"]), str(t["sut_lg"]), tuple(str(p["lg_code"]) for p in t["peers"]))
@@ -278,12 +432,16 @@ async def run_load(opts: LoadOptions, out: Callable[[str], None] = print) -> Loa
                 old.unlink()
             plan_path = Path(tmp) / "plan.json"  # holds synthetic 個人番号: kept out of the report folder
             plan_path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
-            outcome = await _drive(opts, rt, h, plan_path, since, out)
+            outcome = await _drive(opts, rt, h, plan_path, since, out, child)
             missing = len(plan.actions) - len(outcome.stats.rows)
             if missing:
                 tail = (opts.out / "locust.log").read_text(encoding="utf-8", errors="replace")[-1500:]
                 outcome.error = (f"{missing} of {len(plan.actions)} actions have no result: a Locust process "
                                  f"failed (exit {outcome.stats.locust_rc}); the end of locust.log:\n{tail}")
+            gone = child.exited() if child is not None else None
+            if gone:  # the SUT died under load: the run says so rather than blaming cascades
+                outcome.error = f"{outcome.error}\n{gone}" if outcome.error else gone
+            outcome.sut_process = child.shown() if child is not None else None
             outcome.trace = await check_trace(h, session, rt.gateway_url, tenant.tenant, since, plan,
                                               outcome.stats)
             outcome.stats.skipped = dict(plan.skipped)
@@ -294,7 +452,7 @@ async def run_load(opts: LoadOptions, out: Callable[[str], None] = print) -> Loa
 
 
 async def _drive(opts: LoadOptions, rt: Runtime, h: Harness, plan_path: Path, since: int,
-                 out: Callable[[str], None]) -> LoadOutcome:
+                 out: Callable[[str], None], child: SutChild | None = None) -> LoadOutcome:
     """Run Locust (and the conformance samples beside it) until it stops; progress once a second."""
     env = {**os.environ, "JUKI_LOAD_PLAN": str(plan_path), "PYTHONUNBUFFERED": "1"}
     log = (opts.out / "locust.log").open("wb")
@@ -302,8 +460,8 @@ async def _drive(opts: LoadOptions, rt: Runtime, h: Harness, plan_path: Path, si
     try:
         for cmd in locust_commands(opts, plan_path, opts.out):
             procs.append(await asyncio.create_subprocess_exec(*cmd, env=env, stdout=log, stderr=log,
-                                                              cwd=str(Path(__file__).parent.parent)))
-        sampler = _Sampler(rt)
+                                                              cwd=str(ROOT)))
+        sampler = _Sampler(rt, child.pid if child is not None else None)
         sampler.attach([p.pid for p in procs])
         stop = asyncio.Event()
         samples = asyncio.create_task(_samples(h, opts.samples, stop, opts.seed))
@@ -316,8 +474,9 @@ async def _drive(opts: LoadOptions, rt: Runtime, h: Harness, plan_path: Path, si
             row = sampler.sample()
             if len(sampler.rows) % every:
                 continue
+            sut = f"sut cpu {row['sut_cpu']:5.1f}%  " if "sut_cpu" in row else ""
             out(f"  {time.monotonic() - t0:6.1f}s  trace {int(row['trace_seq']) - since:7d} records  "
-                f"gateway cpu {row['gateway_cpu']:5.1f}%  locust cpu {row['locust_cpu']:5.1f}%  "
+                f"gateway cpu {row['gateway_cpu']:5.1f}%  {sut}locust cpu {row['locust_cpu']:5.1f}%  "
                 f"lanes {int(row['lanes'])}")
         for p in procs[1:]:
             with contextlib.suppress(TimeoutError):

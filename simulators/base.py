@@ -57,6 +57,11 @@ class GatewayPort(Protocol):
         business_date: date | None = None,
     ) -> SendResult: ...
 
+    async def relay(self, msg: Message, *, sender: tuple[str, str], receiver: tuple[str, str],
+                    correlation_id: str | None = None) -> SendResult:
+        """Send ``msg``'s body on unchanged under a new header (same type)."""
+        ...
+
     def now(self, tenant: str | None) -> datetime: ...
 
     def register(self, tenant: str | None, value: str) -> None:
@@ -64,10 +69,14 @@ class GatewayPort(Protocol):
         ...
 
 
-#: Entries kept per map (and per list) of the untenanted state. Traffic with no tenant (a benchmark, a load
-#: run, a vendor's own traffic) is open-ended: its state forgets the oldest entries instead of growing with
-#: every message. A tenant's state lives only as long as its scenario and is not capped.
+#: Entries kept per map (and per list) of the untenanted state. Traffic with no tenant (a benchmark, a
+#: vendor's own traffic) is open-ended: its state forgets the oldest entries instead of growing with every
+#: message.
 UNTENANTED_CAP = 20_000
+#: The same for a tenant's state. A scenario's tenant never comes near it; a load run's tenant lives for
+#: the whole run (a national peak day is ≈ 500,000 cascades) and must not grow with it either. Cascades
+#: finish within seconds, so what is forgotten is long done.
+TENANT_CAP = 100_000
 
 
 class CappedDict(OrderedDict[Any, Any]):
@@ -127,8 +136,7 @@ class Simulator:
         st = self._state.get(tenant)
         if st is None:
             st = self.new_state()
-            if tenant is None:
-                st = capped_state(st)
+            st = capped_state(st, UNTENANTED_CAP if tenant is None else TENANT_CAP)
             self._state[tenant] = st
         return st
 

@@ -169,6 +169,11 @@ class SimBase(Simulator):
                                     body=body, tenant=tenant, correlation_id=correlation_id,
                                     business_date=business_date)
 
+    async def relay(self, msg: Message, receiver: tuple[str, str], *,
+                    correlation_id: str | None = None) -> SendResult:
+        """Pass ``msg`` on to ``receiver`` with its body unchanged (the gateway keeps the body's bytes)."""
+        return await self.port.relay(msg, sender=self.me(), receiver=receiver, correlation_id=correlation_id)
+
     async def ask(self, tenant: str | None, receiver: tuple[str, str], message_type: str,
                   body: etree._Element, *, correlation_id: str | None = None) -> SendResult:
         """A sync request made while handling another message (the answer comes in the SendResult).
@@ -269,8 +274,8 @@ def identity_keys(identity: etree._Element) -> dict[str, Any]:
     """What a search needs of a 本人確認情報, kept beside its XML so a query does not parse every person."""
     return {
         "my_number": txt(identity, "MyNumber"),
-        "kana": sorted({k for k in (kana_key(txt(identity, "Name/Kana")),
-                                    kana_key(txt(identity, "Name/TsushoKana"))) if k}),
+        "kana": tuple(sorted({k for k in (kana_key(txt(identity, "Name/Kana")),
+                                          kana_key(txt(identity, "Name/TsushoKana"))) if k})),
         "birth": jdate_key(child(identity, "BirthDate")),
         "sex": txt(identity, "Sex"),
     }

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from conformance.masking import mask_personal
 from load.runner import LoadOptions, LoadOutcome, run_load
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,6 +55,12 @@ async def test_a_short_real_locust_run_times_cascades_and_writes_the_reports(tmp
     assert (tmp_path / "locust.html").exists()
     doc = json.loads((tmp_path / "load-report.json").read_text(encoding="utf-8"))
     assert doc["totals"] == totals and doc["exit_code"] == 1
+    # the reference SUT ran in its own process: its CPU is a series of its own, its output a masked log
+    assert doc["sut_process"].startswith("python -m conformance.cli reference-sut --port ")
+    assert any("sut_cpu" in r for r in outcome.stats.cpu) and "SUT process" in doc["bottleneck"]
+    assert "■ sut" in html
+    log = (tmp_path / "sut.log").read_text(encoding="utf-8")
+    assert "reference SUT for" in log and mask_personal(log) == log
 
 
 @pytest.mark.slow

@@ -107,6 +107,11 @@ class FakePort:
             src.apply(msg, "out")
         return await self._deliver(msg)
 
+    async def relay(self, msg: Message, *, sender: tuple[str, str], receiver: tuple[str, str],
+                    correlation_id: str | None = None) -> SendResult:
+        return await self.send(sender=sender, receiver=receiver, message_type=msg.header.message_type,
+                               body=msg.body, tenant=msg.tenant, correlation_id=correlation_id)
+
     async def _deliver(self, msg: Message) -> SendResult:
         mt = self.catalogue.message_types[msg.header.message_type]
         dst = self.sims.get(msg.header.receiver_actor)

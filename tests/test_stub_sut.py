@@ -28,8 +28,8 @@ from load.runner import LoadOptions, harness_for, run_load
 from simulators.config import load_config
 from simulators.reference.config import RefConfig
 from simulators.runtime import Runtime
+from simulators.stub import StubLimits, StubSut, start_stub_sut
 from simulators.stub.record import Ctx
-from simulators.stub_sut import StubLimits, StubSut, start_stub_sut
 
 TOKEN = {"Authorization": "Bearer gateway-secret"}
 
@@ -172,3 +172,5 @@ async def test_a_short_load_run_with_the_stub_passes(tmp_path: Path) -> None:
     assert outcome.trace.ok, outcome.trace.findings
     assert outcome.conformance and all(r["verdict"] == "pass" for r in outcome.conformance)
     assert outcome.exit_code == 0
+    assert outcome.sut_process is not None and outcome.sut_process.startswith("python -m simulators.stub ")
+    assert any("sut_cpu" in r for r in outcome.stats.cpu)  # the stub's CPU apart from the gateway's

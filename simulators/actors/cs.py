@@ -152,7 +152,7 @@ class CsSimulator(SimBase, actor="cs"):
         # No lock: the gateway takes a simulator's send into the trace in call order (nothing awaits before
         # the record's seq is taken), so relays on one arrow keep their arrival order without waiting for
         # each other's durable commit.
-        res = await self.send(t, dest, typ, deep(msg.body), correlation_id=corr(msg))
+        res = await self.relay(msg, dest, correlation_id=corr(msg))
         st = self.state(t)
         st["relayed"][typ] = st["relayed"].get(typ, 0) + 1
         if not res.ok:

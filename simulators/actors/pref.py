@@ -21,7 +21,6 @@ from simulators.base import Message
 from simulators.toolbox import (
     Refusal,
     SimBase,
-    capped,
     child,
     identity_from_resident,
     identity_keys,
@@ -32,6 +31,13 @@ from simulators.toolbox import (
 )
 
 _Keys = tuple[str, int, str, str | None]
+#: changes kept per person (history, and the MessageId per Seq that makes a repeated notice idempotent).
+#: A person is a dict of strings, numbers and tuples of those — no list or dict inside — so the cyclic
+#: collector untracks it: tens of thousands of persons then do not lengthen every full collection (they
+#: made each one ~50 ms longer on this machine)
+HISTORY = 50
+#: the fields of a history entry (a tuple in the state, a dict in ``snapshot``)
+HISTORY_FIELDS = ("seq", "reason", "message_id", "event_date", "notified")
 
 
 def _notice_keys(body: etree._Element) -> _Keys:
@@ -59,7 +65,7 @@ class PrefSimulator(SimBase, actor="pref"):
         jc, seq, reason, prev = keys or _notice_keys(msg.body)
         persons = st["persons"]
         p = persons.get(jc)
-        if p is not None and p["seqs"].get(str(seq)) == msg.header.message_id:
+        if p is not None and (seq, msg.header.message_id) in p["seqs"]:
             return "applied", seq
         base = p if p is not None else (persons.get(prev) if prev else None)
         last = base["last_seq"] if base is not None else 0
@@ -76,28 +82,29 @@ class PrefSimulator(SimBase, actor="pref"):
         persons = st["persons"]
         p = persons.get(jc)
         if p is None:
-            p = persons[jc] = {"last_seq": 0, "seqs": {}, "history": [], "deleted": False,
+            p = persons[jc] = {"last_seq": 0, "seqs": (), "history": (), "deleted": False,
                                "identity": None, "change": None, "changed_to": None}
             old = persons.get(prev) if prev else None
             if old is not None:
-                p["history"] = list(old["history"])
+                p["history"] = old["history"]
                 p["last_seq"] = old["last_seq"]
                 old["changed_to"] = jc
         if seq == 1 and p["last_seq"] >= 1:
-            p["seqs"] = {}  # re-recorded after a 消除, or a count restarted under a new code
+            p["seqs"] = ()  # re-recorded after a 消除, or a count restarted under a new code
         p["last_seq"] = seq
-        p["seqs"][str(seq)] = msg.header.message_id
+        p["seqs"] = (*p["seqs"][-(HISTORY - 1):], (seq, msg.header.message_id))
         p["deleted"] = reason.startswith("D")
         p["changed_to"] = None
         identity = child(msg.body, "Identity")
         change = child(msg.body, "Change")
         p["identity"] = to_xml(identity) if identity is not None else None
-        p["keys"] = identity_keys(identity) if identity is not None else {}
+        p["keys"] = tuple(identity_keys(identity).items()) if identity is not None else ()
         p["change"] = to_xml(change) if change is not None else None
         event = child(change, "EventDate")
-        capped(p["history"], {"seq": seq, "reason": reason, "message_id": msg.header.message_id,
-                              "event_date": txt(event, "Western") or txt(event, "Uncertain"),
-                              "notified": txt(change, "NotifiedDate")}, 50)
+        # (Seq, reason code, MessageId, event date, notified date)
+        p["history"] = (*p["history"][-(HISTORY - 1):], (
+            seq, reason, msg.header.message_id, txt(event, "Western") or txt(event, "Uncertain"),
+            txt(change, "NotifiedDate")))
         st["accepted"] += 1
 
     # --- Simulator ----------------------------------------------------------------------------------------
@@ -135,10 +142,19 @@ class PrefSimulator(SimBase, actor="pref"):
             jc = txt(r, "JuminhyoCode") or ""
             n = int(last.get(jc, 0)) if isinstance(last, dict) else int(last or 0)
             ident = identity_from_resident(r)
-            st["persons"][jc] = {"last_seq": n, "seqs": {}, "history": [], "deleted": False,
-                                 "identity": to_xml(ident), "keys": identity_keys(ident), "change": None,
+            st["persons"][jc] = {"last_seq": n, "seqs": (), "history": (), "deleted": False,
+                                 "identity": to_xml(ident), "keys": tuple(identity_keys(ident).items()),
+                                 "change": None,
                                  "changed_to": None}
             self.register(tenant, jc, txt(r, "MyNumber"))
+
+    def snapshot(self, tenant: str | None) -> dict[str, Any]:
+        """The state with each person as the control API shows it: history entries and keys as dicts."""
+        out = super().snapshot(tenant)
+        out["persons"] = {jc: {**p, "history": [dict(zip(HISTORY_FIELDS, h, strict=True)) for h in p["history"]],
+                               "seqs": {str(s): m for s, m in p["seqs"]}, "keys": dict(p.get("keys", ()))}
+                          for jc, p in self.state(tenant)["persons"].items()}
+        return out
 
     # --- for the national server --------------------------------------------------------------------------
     def identities(self, tenant: str | None) -> dict[str, dict[str, Any]]:
@@ -148,5 +164,5 @@ class PrefSimulator(SimBase, actor="pref"):
             if p["identity"] is None or p.get("changed_to"):
                 continue
             out[jc] = {"identity": p["identity"], "change": p["change"], "deleted": p["deleted"],
-                       **p.get("keys", {})}
+                       **dict(p.get("keys", ()))}
         return out

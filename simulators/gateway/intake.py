@@ -18,6 +18,7 @@ ErrorReport envelope. Documents that ``conformance.xmlsafe.expensive`` flags are
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 from collections.abc import Iterable
 from datetime import date, datetime
@@ -25,9 +26,11 @@ from typing import Any
 
 from lxml import etree
 
-from conformance.envelope import body_of, envelope, header, serialise
+from conformance.envelope import body_of, envelope, header, rehead, serialise
 from conformance.errors import Finding
-from conformance.xmlsafe import MAX_BYTES, too_deep
+from conformance.identifiers import is_valid_lg_code
+from conformance.validate import Checked
+from conformance.xmlsafe import MAX_BYTES, reparse, too_deep
 from simulators.base import Message, SendResult
 from simulators.clock import JUKI_NET_ACTORS, KIOSK_ACTORS
 from simulators.edge import REQUEST_BODY, REQUEST_SOURCE, RefusalLimiter, refusal_note
@@ -67,9 +70,7 @@ class IntakeMixin(DeliveryMixin):
         now = self.now(tenant)
         h = header(message_type, sender, receiver, sent_at=now, business_date=business_date or now.date(),
                    correlation_id=correlation_id)
-        principal = self._principals.get(sender[0])
-        if principal is None:
-            principal = self._principals[sender[0]] = simulated(sender[0])
+        principal = self._simulated(sender[0])
         root = envelope(h, body)
         data = serialise(root)
         checked = self._check_built(root, data)
@@ -79,6 +80,61 @@ class IntakeMixin(DeliveryMixin):
             out = await self._process(checked, data, principal, tenant)
         out.message_id = out.message_id or h.message_id
         return out
+
+    def _simulated(self, actor: str) -> Principal:
+        principal = self._principals.get(actor)
+        if principal is None:
+            principal = self._principals[actor] = simulated(actor)
+        return principal
+
+    async def relay(self, msg: Message, *, sender: tuple[str, str], receiver: tuple[str, str],
+                    correlation_id: str | None = None) -> SendResult:
+        """A simulator passes ``msg``'s body on unchanged (the CS relaying to the prefecture, a peer …).
+
+        Why not ``send``: the body was parsed, validated and accepted with ``msg``. When the relay's arrow
+        carries the same data class, no check of that body can come out differently, so its bytes are kept,
+        the new header is written before them (``envelope.rehead``) and the result is parsed once — instead
+        of copying the tree, building, serialising and validating the whole envelope again (about a fifth
+        of a relayed message's CPU). The relay is then recorded and delivered like any message. Anything
+        else (another data class, bytes not as ``build`` writes them) takes ``send``.
+        """
+        fast = self._reheaded(msg, sender, receiver, correlation_id)
+        if fast is None:
+            return await self.send(sender=sender, receiver=receiver, message_type=msg.header.message_type,
+                                   body=copy.deepcopy(msg.body), tenant=msg.tenant, correlation_id=correlation_id)
+        checked, data, mid = fast
+        out = await self._process(checked, data, self._simulated(sender[0]), msg.tenant)
+        out.message_id = out.message_id or mid
+        return out.send_result()
+
+    def _reheaded(self, msg: Message, sender: tuple[str, str], receiver: tuple[str, str],
+                  correlation_id: str | None) -> tuple[Checked, bytes, str] | None:
+        """The relay of ``msg`` as a ``Checked`` and its bytes, when its body's checks carry over (see
+        ``relay``); None otherwise."""
+        cat = self.catalogue
+        typ = msg.header.message_type
+        arrow = cat.resolve_arrow(sender[0], receiver[0], typ)
+        src = cat.arrows.get(msg.arrow) if msg.arrow is not None else None
+        dst = cat.arrows.get(arrow) if arrow is not None else None
+        if not msg.raw or src is None or dst is None or src.data_class != dst.data_class \
+                or not is_valid_lg_code(sender[1]) or not is_valid_lg_code(receiver[1]):
+            return None
+        now = self.now(msg.tenant)
+        h = header(typ, sender, receiver, sent_at=now, business_date=now.date(), correlation_id=correlation_id)
+        data = rehead(msg.raw, h)
+        if data is None or len(data) > MAX_BYTES:
+            return None
+        try:
+            root = reparse(data)
+        except etree.XMLSyntaxError:
+            return None
+        hdr: dict[str, str | None] = {
+            "message_id": h.message_id, "correlation_id": h.correlation_id, "message_type": typ,
+            "sender_actor": sender[0], "sender_lg": sender[1], "receiver_actor": receiver[0],
+            "receiver_lg": receiver[1], "sent_at": h.sent_at.isoformat(timespec="seconds"),
+            "business_date": h.business_date.isoformat(), "retry_reason": None}
+        checked = Checked(root, hdr, arrow, [], True, cat.message_types[typ], dst.data_class)
+        return checked, data, h.message_id
 
     def _check_built(self, root: etree._Element, data: bytes) -> Any:
         """Validate an envelope a simulator built, as built: ``data`` must be its serialisation.

@@ -12,7 +12,6 @@ capped map (oldest forgotten first); records without a tenant wait for late attr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -64,11 +63,12 @@ class TenancyMixin(GatewayBase):
             self._late[seq] = tenant
             self._late_by_tenant.setdefault(tenant, []).append(seq)
             for v in ids:
-                lst = self._pending_ids.get(v)
-                if lst is not None:
-                    with contextlib.suppress(ValueError):
-                        lst.remove(seq)
-                    if not lst:
+                parked = self._pending_ids.get(v)
+                if parked is not None:
+                    rest = tuple(s for s in parked if s != seq)
+                    if rest:
+                        self._pending_ids[v] = rest
+                    else:
                         del self._pending_ids[v]
                 if self.tenant_by_id(v) is None:
                     more.append(v)
@@ -130,8 +130,9 @@ class TenancyMixin(GatewayBase):
         pending.setdefault(rec.seq, keys)
         if pending.evicted != before:
             self._prune_pending()
+        parked = self._pending_ids
         for v in keys:
-            self._pending_ids.setdefault(v, []).append(rec.seq)
+            parked[v] = (*parked.get(v, ()), rec.seq)
         if known is not None:  # registered while the record was being committed
             self._attribute_late([rec.seq], known)
 
@@ -144,7 +145,7 @@ class TenancyMixin(GatewayBase):
             return
         pending = self._pending_seq
         for v in list(self._pending_ids):
-            seqs = [s for s in self._pending_ids[v] if s in pending]
+            seqs = tuple(s for s in self._pending_ids[v] if s in pending)
             if seqs:
                 self._pending_ids[v] = seqs
             else:

@@ -74,7 +74,7 @@ from simulators.stub.record import (
 
 __all__ = ["INBOUND", "OPERATIONS", "StubLimits", "StubSut", "start_stub_sut"]
 
-log = logging.getLogger("simulators.stub_sut")
+log = logging.getLogger("simulators.stub")
 _XML = "application/xml; charset=utf-8"
 K = TypeVar("K")
 V = TypeVar("V")
@@ -482,12 +482,17 @@ class StubSut:
         return web.json_response({"contract": CONTRACT_VERSION, "operations": list(OPERATIONS),
                                   "lg_code": self.lg, "implementation": "juki-harness stub SUT (load test)"})
 
-    async def _counter(self, request: web.Request) -> web.Response:
+    async def _envelope(self, request: web.Request) -> tuple[Head, str] | web.Response:
+        """The header and body of an authorised, readable request, or the ErrorReport refusing it (401/400)."""
         if not self._authorised(request):
             return self.error(401, Finding("SUT-AUTH", "missing or wrong credential (Authorization: Bearer)"))
         got = read(await request.read())
-        if isinstance(got, Finding):
-            return self.error(400, got)
+        return self.error(400, got) if isinstance(got, Finding) else got
+
+    async def _counter(self, request: web.Request) -> web.Response:
+        got = await self._envelope(request)
+        if isinstance(got, web.Response):
+            return got
         h, body = got
         if h.mtype != "CounterRequest":
             return self.error(400, Finding("ENV-TYPE", f"the counter adapter takes CounterRequest, not {h.mtype}"),
@@ -544,11 +549,9 @@ class StubSut:
         return payload
 
     async def _inbound(self, request: web.Request) -> web.Response:
-        if not self._authorised(request):
-            return self.error(401, Finding("SUT-AUTH", "missing or wrong credential (Authorization: Bearer)"))
-        got = read(await request.read())
-        if isinstance(got, Finding):
-            return self.error(400, got)
+        got = await self._envelope(request)
+        if isinstance(got, web.Response):
+            return got
         h, body = got
         actor, lg = h.receiver
         if lg != self.lg or not (actor == "juki" or (actor == "counter" and h.mtype == "EApplication")):
