@@ -58,11 +58,16 @@ def _depth_ok(root: etree._Element, limit: int) -> int | None:
     return line if isinstance(line, int) else 0
 
 
-def too_deep(root: etree._Element, limit: int = MAX_DEPTH) -> int | None:
+def too_deep(root: etree._Element, limit: int = MAX_DEPTH, data: bytes | None = None) -> int | None:
     """The line (0 when unknown) of the first element nested deeper than ``limit`` under ``root``, or None.
 
     ``parse`` applies it to what it parses; the gateway applies it to envelopes built in process.
+    ``data`` (the tree's bytes) gives a free answer for ordinary documents: a document cannot nest deeper
+    than it has elements, and every start tag is a "<" not followed by "/", "!" or "?" — so the count of
+    such "<" (wherever they stand, CDATA and comments included) is never below the number of elements.
     """
+    if data is not None and data.count(b"<") - data.count(b"</") - data.count(b"<!") - data.count(b"<?") <= limit:
+        return None
     return _depth_ok(root, limit)
 
 
@@ -148,7 +153,7 @@ def parse(data: bytes | str, *, max_bytes: int = MAX_BYTES, max_depth: int = MAX
         raise _refuse("XML-EMPTY", "the document has no root element")
     if getattr(root.getroottree().docinfo, "doctype", ""):  # second guard: never accept a DTD, however it was spelled
         raise _refuse("XML-DTD", "document type declarations (DTDs) are not allowed", 1)
-    deep = _depth_ok(root, max_depth)
+    deep = too_deep(root, max_depth, data)
     if deep is not None:
         raise _refuse("XML-DEPTH", f"elements are nested deeper than {max_depth} levels", deep)
     flood = too_many_attributes(root, data, per_element=max_element_attributes, total=max_attributes)

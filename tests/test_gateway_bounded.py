@@ -13,6 +13,7 @@ from conftest import Control, identity_notice, person_of, post_msg
 from conformance.envelope import read_header
 from conformance.xmlsafe import parse
 from simulators.gateway.bounded import CappedMap, Seen
+from simulators.gateway.tenancy import SMALL_SEQS
 from simulators.runtime import Runtime
 
 
@@ -97,7 +98,8 @@ async def test_long_lived_state_stays_out_of_the_cyclic_collectors_way(
         gc.collect()
     tracked = [jc for jc, p in persons.items() if gc.is_tracked(p)]
     assert not tracked, f"pref persons still tracked by the collector: {tracked[:3]}"
-    assert not any(gc.is_tracked(v) for v in gw._pending_ids.values())
+    hot = [v for v in gw._pending_ids.values() if gc.is_tracked(v)]  # identifiers in many records: a list
+    assert len(hot) <= 3 and all(len(v) > SMALL_SEQS for v in hot), hot
     snap = pref.snapshot(None)["persons"][person_of(700)]  # the control API still shows named fields
     assert snap["history"][0]["seq"] == 1 and snap["keys"]["sex"] in ("1", "2")
 

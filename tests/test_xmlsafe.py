@@ -100,3 +100,18 @@ def test_utf8_bom_with_a_latin1_declaration_is_refused_like_without() -> None:
             xmlsafe.parse(data)
         found.append([(f.code, f.message) for f in e.value.findings])
     assert found[0] == found[1] and found[0][0][0] == "XML-ENCODING"
+
+
+@pytest.mark.parametrize("hide", [
+    b"<![CDATA[" + b"</x>" * 200 + b"]]>",
+    b"<!--" + b"</x>" * 200 + b"-->",
+    b"<?pi " + b"</x>" * 200 + b"?>",
+])
+def test_closing_tags_hidden_in_text_do_not_spare_a_deep_document_the_depth_check(hide: bytes) -> None:
+    """The depth check is skipped only when counting "<" proves the document shallow; closing tags written
+    inside CDATA, a comment or a processing instruction must not make a deep document look shallow."""
+    n = xmlsafe.MAX_DEPTH + 5
+    data = b"<d>" * n + hide + b"</d>" * n
+    with pytest.raises(HarnessError) as e:
+        xmlsafe.parse(data)
+    assert e.value.findings[0].code == "XML-DEPTH"

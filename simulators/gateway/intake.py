@@ -145,7 +145,7 @@ class IntakeMixin(DeliveryMixin):
         otherwise None, and the caller submits the bytes, so a refusal reads exactly as over HTTP.
         """
         check_element = getattr(self.validator, "check_element", None)
-        if check_element is None or len(data) > MAX_BYTES or too_deep(root) is not None:
+        if check_element is None or len(data) > MAX_BYTES or too_deep(root, data=data) is not None:
             return None
         if next(root.iter(etree.ProcessingInstruction, etree.Entity), None) is not None:
             return None

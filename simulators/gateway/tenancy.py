@@ -65,9 +65,9 @@ class TenancyMixin(GatewayBase):
             for v in ids:
                 parked = self._pending_ids.get(v)
                 if parked is not None:
-                    rest = tuple(s for s in parked if s != seq)
+                    rest = [s for s in parked if s != seq]
                     if rest:
-                        self._pending_ids[v] = rest
+                        self._pending_ids[v] = _seqs(rest)
                     else:
                         del self._pending_ids[v]
                 if self.tenant_by_id(v) is None:
@@ -131,8 +131,15 @@ class TenancyMixin(GatewayBase):
         if pending.evicted != before:
             self._prune_pending()
         parked = self._pending_ids
+        seq = rec.seq
         for v in keys:
-            parked[v] = (*parked.get(v, ()), rec.seq)
+            cur = parked.get(v)
+            if cur is None:
+                parked[v] = (seq,)
+            elif type(cur) is list:
+                cur.append(seq)
+            else:
+                parked[v] = _seqs([*cur, seq])
         if known is not None:  # registered while the record was being committed
             self._attribute_late([rec.seq], known)
 
@@ -145,9 +152,9 @@ class TenancyMixin(GatewayBase):
             return
         pending = self._pending_seq
         for v in list(self._pending_ids):
-            seqs = tuple(s for s in self._pending_ids[v] if s in pending)
+            seqs = [s for s in self._pending_ids[v] if s in pending]
             if seqs:
-                self._pending_ids[v] = seqs
+                self._pending_ids[v] = _seqs(seqs)
             else:
                 del self._pending_ids[v]
         self._prune_at = 2 * len(self._pending_ids)
@@ -293,3 +300,14 @@ class TenancyMixin(GatewayBase):
         d["attributed_tenant"] = self.tenant_of(rec)
         return d
 
+
+#: parked seqs of one identifier kept as a tuple up to this many (see ``_seqs``)
+SMALL_SEQS = 8
+
+
+def _seqs(seqs: list[int]) -> tuple[int, ...] | list[int]:
+    """The parked seqs of one identifier: a tuple while few (the cyclic collector untracks a tuple of ints,
+    and tens of thousands of parked lists made every full collection ~40 ms longer); a list once it holds
+    more than ``SMALL_SEQS``, so an identifier that recurs in many records (a household head's 住民票コード)
+    is appended to in O(1) rather than copied each time."""
+    return tuple(seqs) if len(seqs) <= SMALL_SEQS else seqs
