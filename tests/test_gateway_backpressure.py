@@ -8,6 +8,7 @@ import asyncio
 import time
 
 import aiohttp
+import pytest
 from conftest import CONTROL_TOKEN, SUT_TOKEN, Control, identity_notice, post_msg
 from hostile_corpus import attribute_flood
 
@@ -16,10 +17,13 @@ from conformance.xmlsafe import parse
 from simulators.runtime import Runtime
 
 
+@pytest.mark.parametrize("lane_limit, local_limit", [(8, 1024), (1024, 8)], ids=["all lanes", "simulators"])
 async def test_a_burst_beyond_the_lanes_is_answered_busy_and_every_accepted_relay_is_recorded(
-        harness: Runtime, http: aiohttp.ClientSession, control: Control) -> None:
+        harness: Runtime, http: aiohttp.ClientSession, control: Control, lane_limit: int, local_limit: int) -> None:
+    """Either allowance binds on its own: all deliveries (``lane_limit``) or those to in-process simulators
+    (``local_limit``, small so that a message's tree is still warm when it is delivered)."""
     gw = harness.gateway
-    gw.lane_limit, gw.busy_wait_s = 8, 0.05
+    gw.lane_limit, gw.local_limit, gw.busy_wait_s = lane_limit, local_limit, 0.05
     # the CS relays each notice to the prefecture (arrow 5); a slow prefecture keeps the CS lane full
     await control("POST", "/faults/", {"kind": "latency", "match": {"arrow": 5},
                                        "params": {"fixed_ms": 200}}, expect=201)
@@ -34,9 +38,10 @@ async def test_a_burst_beyond_the_lanes_is_answered_busy_and_every_accepted_rela
     accepted = [mid for status, _, _, mid in answers if status == 202]
     busy = [(body, ra) for status, body, ra, _ in answers if status == 503]
     assert len(accepted) + len(busy) == len(docs)
-    assert busy and len(accepted) >= gw.lane_limit
+    assert busy and len(accepted) >= min(lane_limit, local_limit)
     assert all(ra == "1" for _, ra in busy)
     assert {f.code for body, _ in busy for f in findings_of(parse(body)[1][0])} == {"GW-BUSY"}
+    assert all(b"to simulators" in body for body, _ in busy)
     assert gw.busy == len(busy)
     # nothing accepted is dropped: every 202'd notice is relayed (8 -> 5), in the trace
     deadline = time.monotonic() + 8
@@ -48,7 +53,7 @@ async def test_a_burst_beyond_the_lanes_is_answered_busy_and_every_accepted_rela
     assert set(accepted) <= relayed
     busy_mids = {mid for status, _, _, mid in answers if status == 503}
     assert not busy_mids & {r.message_id for r in harness.store.query(kind="message")}  # busy = not taken
-    assert gw.queued == 0 and gw.intake == 0  # the lanes drained
+    assert gw.queued == 0 and gw.queued_local == 0 and gw.intake == 0  # the lanes drained
 
 
 async def test_health_answers_while_huge_envelopes_are_validated(harness: Runtime,

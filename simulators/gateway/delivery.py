@@ -1,8 +1,9 @@
 """Delivery: bounded lanes per (receiver, tenant), in order, HTTP with retries, sync answers, raw deliveries.
 
-Backpressure (issue 10 item 2): ``queued`` counts every delivery sitting in a lane, ``intake`` every external
-message being taken in; external intake (``IntakeMixin.admit``) waits while their sum is at ``lane_limit``
-and answers 503 GW-BUSY when it stays there.
+Backpressure (issue 10 item 2): ``queued`` counts every delivery sitting in a lane (``queued_local`` those
+to in-process simulators), ``intake`` every external message being taken in; external intake
+(``IntakeMixin.admit``) waits while ``queued + intake`` is at ``lane_limit`` or ``queued_local + intake`` at
+``local_limit`` (``base.LOCAL_LIMIT`` says why it is small), and answers 503 GW-BUSY when it stays there.
 Relays (messages that simulators send while reacting) are never refused for lack of room: each accepted
 message causes a bounded number of them, so the lanes stay bounded by ``lane_limit`` times that number, and
 nothing accepted is dropped.
@@ -89,13 +90,22 @@ class DeliveryMixin(ReplayMixin):
             lane = self._lanes[key] = deque()
         lane.append(d)
         self.queued += 1
+        if key[0] in self.sims:
+            self.queued_local += 1
         if key not in self._lane_tasks:
             self._lane_tasks[key] = asyncio.create_task(self._run_lane(key, lane), name=f"lane-{key}")
 
-    def _done(self, n: int) -> None:
+    def has_room(self) -> bool:
+        """Room for one more external message: all deliveries plus intake under ``lane_limit``, and those to
+        in-process simulators plus intake under ``local_limit`` (see ``base.LOCAL_LIMIT``)."""
+        return self.queued + self.intake < self.lane_limit and self.queued_local + self.intake < self.local_limit
+
+    def _done(self, n: int, local: bool) -> None:
         """``n`` deliveries left their lane: wake intake waiting for room."""
         self.queued -= n
-        if self.queued + self.intake < self.lane_limit:
+        if local:
+            self.queued_local -= n
+        if self.has_room():
             self._space.set()
 
     async def _run_lane(self, key: tuple[str, str | None], lane: deque[Delivery]) -> None:
@@ -113,13 +123,13 @@ class DeliveryMixin(ReplayMixin):
                     try:
                         await asyncio.gather(*(self._deliver_local(d) for d in batch))
                     finally:
-                        self._done(len(batch))
+                        self._done(len(batch), True)
                 else:
                     d = lane.popleft()
                     try:
                         await self._deliver_http(d)
                     finally:
-                        self._done(1)
+                        self._done(1, False)
         except asyncio.CancelledError:
             raise
         except Exception:

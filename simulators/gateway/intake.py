@@ -153,14 +153,14 @@ class IntakeMixin(DeliveryMixin):
         return checked if checked.ok else None
 
     async def admit(self) -> bool:
-        """Backpressure for external intake: room when deliveries queued plus messages being taken in are
-        under ``lane_limit``, waiting up to ``busy_wait_s`` for it. True = admitted (call ``_leave`` after)."""
-        if self.queued + self.intake < self.lane_limit:
+        """Backpressure for external intake: room (``has_room``), waiting up to ``busy_wait_s`` for it.
+        True = admitted (call ``_leave`` after)."""
+        if self.has_room():
             self.intake += 1
             return True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.busy_wait_s
-        while self.queued + self.intake >= self.lane_limit:
+        while not self.has_room():
             left = deadline - loop.time()
             if left <= 0:
                 return False
@@ -174,7 +174,7 @@ class IntakeMixin(DeliveryMixin):
 
     def _leave(self) -> None:
         self.intake -= 1
-        if self.queued + self.intake < self.lane_limit:
+        if self.has_room():
             self._space.set()
 
     async def submit(self, data: bytes, *, actors: frozenset[str] | None = None,
@@ -193,8 +193,9 @@ class IntakeMixin(DeliveryMixin):
             return await self._process(await self.check(data), data, principal, tenant)
         if not await self.admit():
             self.busy += 1
-            fs = [finding("GW-BUSY", f"{self.queued} deliveries queued, {self.intake} messages being taken in "
-                          f"(limit {self.lane_limit}): retry later")]
+            fs = [finding("GW-BUSY", f"{self.queued} deliveries queued ({self.queued_local} to simulators), "
+                          f"{self.intake} messages being taken in (limits {self.lane_limit}, {self.local_limit} "
+                          "with simulators): retry later")]
             return Outcome(503, None, fs, self.error_envelope(fs, None, tenant), retry_after=1)
         try:
             return await self._process(await self.check(data), data, principal, tenant)
