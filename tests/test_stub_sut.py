@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -27,6 +28,7 @@ from load.plan import Tenant, _Builder
 from load.runner import LoadOptions, harness_for, run_load
 from simulators.config import load_config
 from simulators.reference.config import RefConfig
+from simulators.reference.counter import OPERATIONS as REFERENCE_OPERATIONS
 from simulators.runtime import Runtime
 from simulators.stub import StubLimits, StubSut, start_stub_sut
 from simulators.stub.record import Ctx
@@ -41,19 +43,54 @@ async def test_the_sampled_positive_scenarios_pass_against_the_stub(tmp_path: Pa
            "F23-P01", "F30-P01"}
     chosen = [s for s in load_suite().scenarios if s.id in ids]
     assert len(chosen) == len(ids)
-    async with harness_for(LoadOptions(sut="stub"), tmp_path) as rt, aiohttp.ClientSession() as session:
-        engine = Engine(Harness(session, rt.gateway_url, rt.config.gateway.tokens.control), concurrency=4,
-                        run_seed=11, default_within=3.0)
-        results = await engine.run_many(chosen)
-        async with session.get(f"{rt.sut_url}/contract") as resp:
-            contract = await resp.json()
-        async with session.get(f"{rt.sut_url}/health") as resp:
-            health = await resp.json()
+    results, sut = await _against_stub(chosen, tmp_path, seed=11, concurrency=4)
+    contract, health = sut["contract"], sut["health"]
     assert {r.scenario.id: r.verdict for r in results} == dict.fromkeys(ids, "pass"), \
         "\n".join(r.explain() for r in results if r.verdict != "pass")
-    assert contract["lg_code"] == rt.config.sut.lg_code and "MovingNotification" in contract["operations"]
-    assert "KosekiEntry" not in contract["operations"]  # what the stub does not do, it does not claim
+    assert contract["lg_code"] == load_config(None, data_dir=tmp_path).sut.lg_code
+    assert "MovingNotification" in contract["operations"]
+    assert set(contract["operations"]) == set(REFERENCE_OPERATIONS)  # every operation of the contract
     assert health["ok"] and health["refused"] == 0 and health["lost"] == 0 and health["sent"] > 10
+
+
+async def test_the_koseki_moj_entry_and_code_change_scenarios_pass_against_the_stub(tmp_path: Path) -> None:
+    """F11 法務省通知, F12/F14 戸籍・附票, F16 個別記載事項, F24 住民票コード変更: every scenario of these functions,
+    the negative ones too (a malformed notice refused 400 and acted on in no way, a 特別永住者 held, a code CS
+    refuses replaced by another)."""
+    chosen = [s for s in load_suite().scenarios if s.functions[0] in {"F11", "F12", "F14", "F16", "F24"}]
+    assert len(chosen) >= 20 and {"F11-P02", "F12-P02", "F14-P02", "F16-P01", "F24-P01"} <= {s.id for s in chosen}
+    results, sut = await _against_stub(chosen, tmp_path, seed=5)
+    health = sut["health"]
+    assert [r.scenario.id for r in results if r.verdict != "pass"] == [], \
+        "\n".join(r.explain() for r in results if r.verdict != "pass")
+    assert health["refused"] == 0 and health["lost"] == 0  # everything it sent passed the gateway
+
+
+async def test_household_change_and_the_robustness_scenarios_pass_against_the_stub(tmp_path: Path) -> None:
+    """世帯変更 (F01, F06, F29: no IdentityNotice, no Change/Seq, no card info), 特例転入 past 30 days refused
+    (F09), a 転入通知 with a wrong 個人番号 refused 400 (F13), a MunicipalNotice the agency refused resent with
+    its NoticeNo and a RetryReason (F10)."""
+    ids = {"F01-N05", "F06-N01", "F06-N05", "F29-N02", "F09-N02", "F13-N02", "F10-N01"}
+    chosen = [s for s in load_suite().scenarios if s.id in ids]
+    assert len(chosen) == len(ids)
+    results, _ = await _against_stub(chosen, tmp_path, seed=9)
+    assert {r.scenario.id: r.verdict for r in results} == dict.fromkeys(ids, "pass"), \
+        "\n".join(r.explain() for r in results if r.verdict != "pass")
+
+
+async def _against_stub(chosen: list[Any], tmp_path: Path, *, seed: int, concurrency: int = 8
+                        ) -> tuple[list[Any], dict[str, Any]]:
+    """Run scenarios through the conformance engine against the stub in its own process; the results and
+    the stub's /contract and /health afterwards."""
+    async with harness_for(LoadOptions(sut="stub"), tmp_path) as rt, aiohttp.ClientSession() as session:
+        engine = Engine(Harness(session, rt.gateway_url, rt.config.gateway.tokens.control),
+                        concurrency=concurrency, run_seed=seed, default_within=3.0)
+        results = await engine.run_many(chosen)
+        sut: dict[str, Any] = {}
+        for page in ("contract", "health"):
+            async with session.get(f"{rt.sut_url}/{page}") as resp:
+                sut[page] = await resp.json()
+    return results, sut
 
 
 @asynccontextmanager
@@ -83,7 +120,7 @@ async def test_a_malformed_counter_request_gets_a_clear_error_report() -> None:
         assert resp.status == 400 and b"<Code>COUNTER-NO-OP</Code>" in body
         assert b"<RefusedMessageId>M-1</RefusedMessageId>" in body and v.check(body).ok
         unknown = no_op.replace(b"<Staff>x</Staff>", b"<OperationDate>2026-03-30</OperationDate><Staff>x</Staff>"
-                                b"<ImmigrationSlipsOp/>").replace(b"M-1", b"M-2")
+                                b"<NoSuchOp/>").replace(b"M-1", b"M-2")
         async with session.post(url, data=unknown, headers=TOKEN) as resp:
             body = await resp.read()
         assert resp.status == 200 and b"<Status>refused</Status><Code>COUNTER-UNKNOWN-OP</Code>" in body
@@ -105,7 +142,8 @@ async def test_state_stays_bounded_and_every_message_is_accepted(tmp_path: Path)
             assert resp.status == 200 and b"<Status>accepted</Status>" in answer
             assert v.check(answer).ok, v.check(answer).findings
         assert await sut.drain(5.0)
-        sizes = {n: len(getattr(sut, n)) for n in ("persons", "by_idno", "by_name", "by_mn", "households", "head_at")}
+        sizes = {n: len(getattr(sut, n))
+                 for n in ("persons", "by_idno", "by_name", "by_mn", "by_rescard", "households", "head_at")}
         assert max(sizes.values()) <= 5 and len(sut.seen) <= 4, sizes
         assert set(sut.persons) == {r.juminhyo_code for r in residents[-5:]}  # the oldest were forgotten
         assert sut.counts["refused"] == 0 and sut.counts["lost"] == 0

@@ -2,6 +2,7 @@
 
 from simulators.stub import inbound as _inbound  # noqa: F401  (fills the handler tables)
 from simulators.stub import ops as _ops  # noqa: F401
+from simulators.stub import registers as _registers  # noqa: F401
 from simulators.stub.core import INBOUND, OPERATIONS, StubLimits, StubSut, start_stub_sut
 
 __all__ = ["INBOUND", "OPERATIONS", "StubLimits", "StubSut", "start_stub_sut"]

@@ -3,10 +3,11 @@ with the right consequences, in memory, at as little CPU per operation as possib
 
 Why it exists: a load run against the reference SUT measures the reference SUT (SQLite, lxml trees, one
 outbox). The stub shows the harness's own ceiling. It is a measuring device, not a second reference SUT:
-no persistence, bounded state (every map capped, oldest forgotten first), and only the operations the load
-test and the sampled conformance scenarios drive. What it sends must still be right — the gateway validates
-every message (XSD and rules) and the load test's cascade checks read them — so the XML comes from prebuilt
-templates filled with fragments cut out of the request (already escaped) or escaped text.
+no persistence and bounded state (every map capped, oldest forgotten first). It implements every operation
+and inbound message of the contract and passes the whole conformance suite (``juki-harness certify --sut URL``
+against ``python -m simulators.stub``). What it sends must be right — the gateway validates every message (XSD
+and rules) and the load test's cascade checks read them — so the XML comes from prebuilt templates filled with
+fragments cut out of the request (already escaped) or escaped text.
 
 Outbound: one keep-alive aiohttp session and ``StubLimits.lanes`` lanes, each sending in order; a person's
 messages always take the same lane (``Change/Seq`` order), a 503 or a lost connection is retried with the same
@@ -14,10 +15,10 @@ MessageId and a RetryReason after the Retry-After the gateway names (bounded att
 (sync) are sent inline while the counter operation waits.
 
 Limits (by design): envelopes are read with regular expressions and must use the default namespace (what the
-harness sends); plain HTTP only on its own side; operations outside ``OPERATIONS`` are refused
-``COUNTER-UNKNOWN-OP`` and not listed in ``GET /contract`` (KosekiEntry, ResidentCodeChangeOp,
-ImmigrationSlipsOp); 修正 of 本籍/外国人 items, 世帯変更, 個別記載事項, 法務省通知 and 戸籍 notices are not
-processed (the inbound ones are answered 202).
+harness sends); only the rare inbound types (``VALIDATED``: 戸籍・附票, 法務省通知, 個別記載事項, 住民票コード
+変更の結果) are checked against the schema before they are acted on, the load test's types are not (a 転入通知
+only has its 個人番号 check digits checked); plain HTTP only on its own side; 職権修正 of 本籍/外国人 items is
+not processed; nothing survives a restart.
 
 Usage::
 
@@ -47,7 +48,9 @@ from aiohttp import web
 
 from conformance.errors import Finding
 from conformance.identifiers import make_juminhyo_code
+from conformance.validate import Validator
 from simulators.reference.config import RefConfig
+from simulators.reference.core import MY_NUMBER_TARGETS
 from simulators.stub.record import (
     _ENV,
     DELETED,
@@ -123,6 +126,7 @@ class StubSut:
         self.by_idno: Capped[str, str] = Capped(lim.persons)
         self.by_name: Capped[tuple[str, str], str] = Capped(lim.persons)
         self.by_mn: Capped[str, str] = Capped(lim.persons)
+        self.by_rescard: Capped[str, str] = Capped(lim.persons)  # 在留カード等の番号 -> 住民票コード (F11)
         self.households: Capped[str, list[str]] = Capped(lim.persons)
         self.head_at: Capped[str, tuple[str, str]] = Capped(lim.persons)
         self.seen: Capped[str, tuple[int, bytes]] = Capped(lim.seen)
@@ -133,6 +137,15 @@ class StubSut:
         #: the operations waiting on them
         self.number_requests: Capped[str, tuple[str, str, str]] = Capped(lim.seen)
         self.number_done: dict[str, asyncio.Event] = {}
+        #: 住民票コード変更 (F24) sent: request no -> (old code, new code, 処理日, cause, origin, codes tried);
+        #: the outcome per originating request: the new code, or "" when CS refused every one tried
+        self.code_requests: Capped[str, tuple[str, str, str, str, str, int]] = Capped(lim.seen)
+        self.code_results: Capped[str, str] = Capped(lim.seen)
+        #: 戸籍 entries made here as 本籍地 (F12, F14): "c:"住民票コード or "n:"氏名|生年月日 -> (住民票コード, Name,
+        #: BirthDate, Sex, Honseki) fragments
+        self.koseki: Capped[str, tuple[str | None, str, str, str | None, str | None]] = Capped(lim.certs)
+        #: 法務省通知 slips (F11): NoticeNo -> (処理, kind, category, before/after items, 住民票コード, printed)
+        self.slips: Capped[str, tuple[str, str, str, list[str], str | None, bool]] = Capped(lim.certs)
         self._boot = secrets.token_hex(3)
         self._ids = itertools.count(1)
         self._receipts = itertools.count(1)
@@ -143,6 +156,7 @@ class StubSut:
         self._runner: web.AppRunner | None = None
         self._msg_url = cfg.gateway_url.rstrip("/") + "/msg"
         self._auth = {"Authorization": f"Bearer {cfg.token}", "Content-Type": _XML}
+        self._validator: Validator | None = None
         self.pending = 0  # messages queued or being sent
         self.counts = {"sent": 0, "retried": 0, "refused": 0, "lost": 0, "operations": 0}
 
@@ -235,7 +249,8 @@ class StubSut:
 
     async def post(self, mid: str, mtype: str, env: str) -> tuple[int, str]:
         """POST to the gateway; 503 and connection errors retried (Retry-After honoured) with the same
-        MessageId and a RetryReason, up to ``limits.attempts``; returns (status, answer text)."""
+        MessageId and a RetryReason, up to ``limits.attempts``, and a MunicipalNotice the agency answered
+        with anything but accepted up to ``cfg.result_retries`` times; returns (status, answer text)."""
         assert self._session is not None
         reason = ""
         delay = self.cfg.retry_initial
@@ -244,7 +259,10 @@ class StubSut:
             try:
                 async with self._session.post(self._msg_url, data=data, headers=self._auth) as resp:
                     answer = await resp.text()
-                    if resp.status != 503:
+                    agency = _refused_by_agency(mtype, resp.status, answer)
+                    if agency and attempt < min(self.cfg.result_retries, self.limits.attempts - 1):  # F10
+                        reason, wait = agency, delay
+                    elif resp.status != 503:
                         if resp.status >= 400:
                             self.counts["refused"] += 1
                             log.warning("stub: the gateway refused %s %s: %s %s", mtype, mid, resp.status,
@@ -252,9 +270,10 @@ class StubSut:
                         else:
                             self.counts["sent"] += 1
                         return resp.status, answer
-                    reason = "503 from gateway"
-                    after = resp.headers.get("Retry-After", "")
-                    wait = float(after) if re.fullmatch(r"\d+(\.\d+)?", after) else delay
+                    else:
+                        reason = "503 from gateway"
+                        after = resp.headers.get("Retry-After", "")
+                        wait = float(after) if re.fullmatch(r"\d+(\.\d+)?", after) else delay
             except (aiohttp.ClientError, TimeoutError) as e:
                 reason, wait = f"no answer from gateway ({type(e).__name__})", delay
             if attempt + 1 < self.limits.attempts:
@@ -291,6 +310,8 @@ class StubSut:
         self.by_idno.put(p.idno, p.code)
         if p.mn:
             self.by_mn.put(p.mn, p.code)
+        if p.foreign is not None:
+            self.by_rescard.put(text(p.foreign, "ResidenceCardNo") or "", p.code)
         born = western(p.birth)
         self.by_name.put((squash(p.name), born.isoformat() if born else p.birth), p.code)
         if p.rel == "世帯主":
@@ -347,6 +368,13 @@ class StubSut:
                       since=event, addr_since=event, honseki=inner(raw, "Honseki"), foreign=inner(raw, "Foreign"),
                       card=text(raw, "CardNo"), idno=self.new_idno())
 
+    def rekey(self, old: str, new: str) -> None:
+        """The record of ``old`` forgotten under that 住民票コード (F24: it is saved again under ``new``)."""
+        p = self.persons.pop(old, None)
+        members = self.households.get(p.hh) if p is not None else None
+        if members is not None and old in members:
+            members[members.index(old)] = new
+
     def recordable(self, code: str | None) -> None:
         old = self.persons.get(code or "")
         if old is not None and old.status != DELETED:
@@ -354,11 +382,15 @@ class StubSut:
 
     # --- the consequences of a change (contract §6) ---------------------------------------------------------
     async def change(self, ctx: Ctx, before: Person | None, p: Person, code: str, event: str, notified: str, *,
-                     card: bool = True) -> None:
-        """Save ``p`` and send what the change causes, in the contract's order, on the person's lane."""
+                     card: bool = True, targets: tuple[str, ...] = (), previous: str | None = None) -> None:
+        """Save ``p`` and send what the change causes, in the contract's order, on the person's lane.
+
+        ``targets``: business systems besides 税務 that get a ResidentTransfer (the 個別記載事項 just recorded,
+        F16); ``previous``: the 住民票コード before an M04 (IdentityNotice/PreviousJuminhyoCode, F24)."""
         addr_changed = before is None or before.addr != p.addr
         identity = code[0] in "AD" or before is None or addr_changed or before.name != p.name \
             or before.birth != p.birth or before.sex != p.sex or before.mn != p.mn or before.code != p.code
+        identity = identity and code != "M10"  # an individual entry is no 本人確認情報 item
         if before is not None and before.seq and p.seq == 0:
             p.seq = before.seq
         if identity:
@@ -377,10 +409,12 @@ class StubSut:
         if identity:
             await self.emit(ctx, "IdentityNotice",
                             f"<IdentityNotice><Identity>{p.identity()}</Identity><Change>{ch}</Change>"
-                            "</IdentityNotice>", k)
-        await self.emit(ctx, "ResidentTransfer",
-                        f"<ResidentTransfer><TransferNo>{self.new_id('T')}</TransferNo><Target>{NUMBER_TARGET}"
-                        f"</Target><Resident>{p.resident()}</Resident><Change>{ch}</Change></ResidentTransfer>", k)
+                            f"{el('PreviousJuminhyoCode', previous)}</IdentityNotice>", k)
+        for target in (NUMBER_TARGET, *(t for t in dict.fromkeys(targets) if t != NUMBER_TARGET)):
+            await self.emit(ctx, "ResidentTransfer",
+                            f"<ResidentTransfer><TransferNo>{self.new_id('T')}</TransferNo><Target>{esc(target)}"
+                            f"</Target><Resident>{p.resident(target in MY_NUMBER_TARGETS)}</Resident><Change>{ch}"
+                            "</Change></ResidentTransfer>", k)
         await self.emit(ctx, "AddresseeRecord",
                         f"<AddresseeRecord><RecordNo>{self.new_id('R')}</RecordNo><Resident>{p.resident()}"
                         f"</Resident><Change>{ch}</Change></AddresseeRecord>", k)
@@ -455,6 +489,12 @@ class StubSut:
         if addr is None or text(addr, "LgCode") != self.lg:
             raise Refusal(code, f"{what} must be an address in this municipality ({self.lg})")
         return addr
+
+    def validator(self) -> Validator:
+        """The conformance validator (schema + rules), built on first use: only ``VALIDATED`` types need it."""
+        if self._validator is None:
+            self._validator = Validator()
+        return self._validator
 
     # --- HTTP surfaces ------------------------------------------------------------------------------------------
     def _authorised(self, request: web.Request) -> bool:
@@ -564,8 +604,15 @@ class StubSut:
         handler = INBOUND.get(h.mtype)
         if handler is None and h.mtype not in ACCEPTED_UNPROCESSED:
             return self.error(400, Finding("ENV-TYPE", f"the existing system does not take {h.mtype}"), h)
+        if h.mtype in VALIDATED:  # rare types off the load test's path: the real XSD and rules first
+            checked = self.validator().check(await request.read())
+            if not checked.ok:
+                return self.error(400, checked.findings[0] if checked.findings else
+                                  Finding("ENV-INVALID", f"the {h.mtype} is not valid"), h)
         try:
             answer = await handler(self, h, body) if handler is not None else None
+        except Refusal as r:  # an inbound message the SUT cannot act on: refused, nothing done
+            return self.error(400, Finding(r.code, r.detail), h)
         except Exception as e:
             log.exception("stub: inbound %s failed", h.mtype)
             return self.error(500, Finding("STUB-INTERNAL", f"the stub SUT failed on {h.mtype}: {e}"), h)
@@ -574,6 +621,16 @@ class StubSut:
             return web.Response(status=202)
         self.seen.put(h.mid, (200, answer))
         return web.Response(status=200, body=answer, content_type="application/xml", charset="utf-8")
+
+
+def _refused_by_agency(mtype: str, status: int, answer: str) -> str:
+    """Why a MunicipalNotice must be sent again: the agency's answer (sync, through the gateway) did not
+    accept it ("" when it did, or for any other type)."""
+    if mtype != "MunicipalNotice" or status != 200:
+        return ""
+    res = inner(answer, "Result") or ""
+    st = text(res, "Status") or ""
+    return "" if st in ("accepted", "") else f"agency answered {st} {text(res, 'Code') or ''}".strip()
 
 
 _OPEN = re.compile(r"<([A-Za-z]+)(?:\s[^>]*?)?(/?)>")
@@ -614,8 +671,11 @@ Inbound = Callable[[StubSut, Head, str], Awaitable[bytes | None]]
 OPERATIONS: dict[str, Operation] = {}
 INBOUND: dict[str, Inbound] = {}
 #: inbound types an existing system takes that the load test does not drive: answered 202, not processed
-ACCEPTED_UNPROCESSED = frozenset({"FuhyoNotice", "KosekiEntryNotice", "IndividualEntryNotice", "MojNotice",
-                                  "ResidentCodeChangeResult"})
+ACCEPTED_UNPROCESSED: frozenset[str] = frozenset()
+#: inbound types checked against the schema and rules before they are acted on (a malformed one is refused 400
+#: and changes nothing): rare, so the cost of a tree does not matter; the load test's types are read by regex
+VALIDATED = frozenset({"FuhyoNotice", "KosekiEntryNotice", "IndividualEntryNotice", "MojNotice",
+                       "ResidentCodeChangeResult"})
 
 
 @asynccontextmanager

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from conformance.identifiers import is_valid_my_number
 from simulators.stub.core import INBOUND, StubSut
 from simulators.stub.ops import _PERSON, _cert_info, _flag
 from simulators.stub.record import (
@@ -18,6 +19,7 @@ from simulators.stub.record import (
     REASONS,
     Ctx,
     Head,
+    Refusal,
     all_inner,
     el,
     esc,
@@ -96,7 +98,12 @@ async def on_movein_notice(s: StubSut, h: Head, body: str) -> bytes | None:
     """MoveInNotice (F13 as moving-out municipality): the move confirmed beside the planned one, 消除 (D05,
     no message); a second notice replaces the confirmed move."""
     when, addr = fill_jdate(inner(body, "MoveInDate") or ""), inner(body, "NewAddress") or ""
-    for pe in _PERSON.findall(body):
+    persons = _PERSON.findall(body)
+    for pe in persons:  # the one check that matters here: a wrong 個人番号 must not delete anybody
+        mn = text(pe, "MyNumber")
+        if mn and not is_valid_my_number(mn):
+            raise Refusal("ID-MYNUMBER", "個人番号 check digit: a 個人番号 of the 転入通知 is not valid")
+    for pe in persons:
         p = s.persons.get(text(pe, "JuminhyoCode") or "")
         if p is not None and p.planned is not None and p.status in (MOVING_OUT, DELETED):
             p.status, p.confirmed = DELETED, (when, addr)

@@ -1,8 +1,9 @@
 """The stub SUT's counter operations and inbound handlers (contract §6–§7), string in, string out.
 
-Why these and no others: they are what ``juki-harness load`` drives (load/plan.py ``REQUIRED``) and what its
-sampled conformance scenarios need (fixtures by 職権記載, F01, F03, F07, F08, F20); each sends exactly the
-messages the contract requires, in its order, and prints the documents the scenarios read.
+Why here: they are what ``juki-harness load`` drives (load/plan.py ``REQUIRED``) and what its sampled
+conformance scenarios need (fixtures by 職権記載, F01, F03, F07, F08, F20); each sends exactly the messages the
+contract requires, in its order, and prints the documents the scenarios read. The operations the load test
+does not drive (KosekiEntry, ResidentCodeChangeOp, ImmigrationSlipsOp) are in :mod:`simulators.stub.registers`.
 """
 
 from __future__ import annotations
@@ -82,6 +83,8 @@ async def moving_notification(s: StubSut, ctx: Ctx, op: str) -> Answer:
         return await _move_out(s, ctx, op, kind, event, persons)
     if kind == "転居":
         return await _tenkyo(s, ctx, op, event, persons)
+    if kind == "世帯変更":
+        return await _household_change(s, ctx, op, event, persons)
     if kind == "死亡":
         done = []
         for raw in persons:
@@ -216,6 +219,29 @@ async def _tenkyo(s: StubSut, ctx: Ctx, op: str, event: str, persons: list[str])
         await s.change(ctx, p, after, "M01", event, ctx.day)
         done.append(after)
     return Answer(documents=s.receipt(ctx, "住民異動届受付票（転居）", done, _late(ctx, event)))
+
+
+async def _household_change(s: StubSut, ctx: Ctx, op: str, event: str, persons: list[str]) -> Answer:
+    """世帯変更 (M02): the persons join the household of HeadJuminhyoCode, or the head named among them forms
+    a new one; the 本人確認情報 do not change, so no IdentityNotice and no Change/Seq consumed (contract §6)."""
+    head_code = text(op, "HeadJuminhyoCode")
+    if not head_code:
+        raise Refusal("MOVE-HEAD", "世帯変更 needs HeadJuminhyoCode (the head after the change)")
+    head = s.alive(head_code, "MOVE")
+    movers = [s.alive(text(raw, "JuminhyoCode"), "MOVE") for raw in persons]
+    codes = {p.code for p in movers}
+    if head.code in codes:
+        hh = head.hh if {m.code for m in s.household(head)} <= codes else s.new_household()
+        head_name = _name_text(head.name)
+    else:
+        hh, head_name = head.hh, head.head
+    done = []
+    for p, raw in zip(movers, persons, strict=True):
+        rel = "世帯主" if p.code == head.code else (inner(raw, "Relationship") or "同居人")
+        after = replace(p, hh=hh, head=head_name, rel=rel)
+        await s.change(ctx, p, after, "M02", event, ctx.day)
+        done.append(after)
+    return Answer(documents=s.receipt(ctx, "住民異動届受付票（世帯変更）", done, _late(ctx, event)))
 
 
 async def official_correction(s: StubSut, ctx: Ctx, op: str) -> Answer:
@@ -434,6 +460,9 @@ async def special_movein_confirm(s: StubSut, ctx: Ctx, op: str) -> Answer:
     d_in, today = western(move_in), date.fromisoformat(ctx.day)
     if d_in is not None and today > d_in + timedelta(days=14):
         raise Refusal("SMI-14DAYS", f"特例転入 must be notified within 14 days of moving in ({d_in})")
+    planned = western(inner(body, "PlannedMoveOutDate"))
+    if planned is not None and today > planned + timedelta(days=30):
+        raise Refusal("SMI-30DAYS", f"特例転入 must be notified within 30 days of the planned move-out ({planned})")
     for c in codes:
         s.recordable(c)
     chosen = [members[c] for c in codes]

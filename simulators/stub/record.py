@@ -129,6 +129,7 @@ class Person:
     last: str = ""
     planned: tuple[str, str, str | None, str] | None = None  # to_lg, when (JDate), address, notified
     confirmed: tuple[str, str] | None = None  # 転入通知 received: move-in date (JDate), address
+    entries: str = ""  # 個別記載事項: <IndividualEntry> elements (F16), last in a ResidentType
 
     def identity(self) -> str:
         return (f"<JuminhyoCode>{self.code}</JuminhyoCode>{el('MyNumber', self.mn)}<Name>{self.name}</Name>"
@@ -146,7 +147,7 @@ class Person:
     def resident(self, with_number: bool = True) -> str:
         return (f"<JuminhyoCode>{self.code}</JuminhyoCode>{el('MyNumber', self.mn) if with_number else ''}"
                 f"<Name>{self.name}</Name><BirthDate>{self.birth}</BirthDate><Sex>{self.sex}</Sex>"
-                f"{self.household()}<Address>{self.addr}</Address>{self.history()}")
+                f"{self.household()}<Address>{self.addr}</Address>{self.history()}{self.entries}")
 
     def member(self, *, mn: bool = False, code: bool = False, household: bool = True, honseki: bool = False,
                state: bool = False, card: bool = False, prev: bool = True) -> str:
@@ -202,7 +203,8 @@ RECEIVER = {"IdentityNotice": "cs", "ResidentTransfer": "others", "AddresseeReco
             "MunicipalNotice": "immlink", "CardManagementInfo": "card", "IdentityQuery": "cs",
             "CardIssuanceRequest": "cs", "MoveInNotice": "cs", "FuhyoNotice": "cs", "MoveOutCertInfo": "cs",
             "WideAreaCopyInfo": "cs", "NumberGenerationRequest": "cs", "NoticeDestination": "cs",
-            "CardStatusChange": "cs", "CardVerificationRequest": "cs"}
+            "CardStatusChange": "cs", "CardVerificationRequest": "cs", "ResidentCodeChange": "cs",
+            "KosekiEntryNotice": "cs", "FuhyoMismatchNotice": "cs"}
 TERMINAL = frozenset({"IdentityQuery", "CardIssuanceRequest", "CardStatusChange", "CardVerificationRequest"})
 _ENV = ("<?xml version='1.0' encoding='UTF-8'?>\n"
         '<Envelope xmlns="urn:juki-harness:1" version="1"><Header><MessageId>{mid}</MessageId>{corr}'
