@@ -53,6 +53,7 @@ async def test_the_sampled_positive_scenarios_pass_against_the_stub(tmp_path: Pa
     assert health["ok"] and health["refused"] == 0 and health["lost"] == 0 and health["sent"] > 10
 
 
+@pytest.mark.slow  # seconds of scenarios: `make test`, not the fast set
 async def test_the_koseki_moj_entry_and_code_change_scenarios_pass_against_the_stub(tmp_path: Path) -> None:
     """F11 法務省通知, F12/F14 戸籍・附票, F16 個別記載事項, F24 住民票コード変更: every scenario of these functions,
     the negative ones too (a malformed notice refused 400 and acted on in no way, a 特別永住者 held, a code CS
@@ -66,6 +67,7 @@ async def test_the_koseki_moj_entry_and_code_change_scenarios_pass_against_the_s
     assert health["refused"] == 0 and health["lost"] == 0  # everything it sent passed the gateway
 
 
+@pytest.mark.slow  # seconds of scenarios: `make test`, not the fast set
 async def test_household_change_and_the_robustness_scenarios_pass_against_the_stub(tmp_path: Path) -> None:
     """世帯変更 (F01, F06, F29: no IdentityNotice, no Change/Seq, no card info), 特例転入 past 30 days refused
     (F09), a 転入通知 with a wrong 個人番号 refused 400 (F13), a MunicipalNotice the agency refused resent with
