@@ -31,13 +31,19 @@ from simulators.toolbox import (
 )
 
 _Keys = tuple[str, int, str, str | None]
-#: changes kept per person (history, and the MessageId per Seq that makes a repeated notice idempotent).
-#: A person is a dict of strings, numbers and tuples of those — no list or dict inside — so the cyclic
-#: collector untracks it: tens of thousands of persons then do not lengthen every full collection (they
-#: made each one ~50 ms longer on this machine)
+#: changes kept per person (history, and the MessageId per Seq that makes a repeated notice idempotent)
 HISTORY = 50
 #: the fields of a history entry (a tuple in the state, a dict in ``snapshot``)
 HISTORY_FIELDS = ("seq", "reason", "message_id", "event_date", "notified")
+#: A person is a plain tuple of these fields, holding only strings, numbers, None and tuples of those.
+#: Why not a dict: tens of thousands of persons live as long as the process, and every full collection of
+#: the cyclic collector walks what it tracks (they made each one ~50 ms longer on this machine). The
+#: collector stops tracking such a tuple at the first young collection after it is made; a dict only at a
+#: full one, so new persons still reached the old generation and made full collections more frequent.
+#: ``snapshot`` shows a person as a dict of these names.
+PERSON_FIELDS = ("last_seq", "seqs", "history", "deleted", "identity", "change", "changed_to", "keys")
+LAST, SEQS, HIST, DELETED, IDENTITY, CHANGE, CHANGED_TO, KEYS = range(len(PERSON_FIELDS))
+Person = tuple[Any, ...]
 
 
 def _notice_keys(body: etree._Element) -> _Keys:
@@ -65,13 +71,13 @@ class PrefSimulator(SimBase, actor="pref"):
         jc, seq, reason, prev = keys or _notice_keys(msg.body)
         persons = st["persons"]
         p = persons.get(jc)
-        if p is not None and (seq, msg.header.message_id) in p["seqs"]:
+        if p is not None and (seq, msg.header.message_id) in p[SEQS]:
             return "applied", seq
         base = p if p is not None else (persons.get(prev) if prev else None)
-        last = base["last_seq"] if base is not None else 0
+        last = base[LAST] if base is not None else 0
         if seq == last + 1:
             return "new", last + 1
-        if seq == 1 and (base is None or (base["deleted"] and reason.startswith("A"))):
+        if seq == 1 and (base is None or (base[DELETED] and reason.startswith("A"))):
             return "new", 1
         if seq == 1 and p is None and prev and base is not None:
             return "new", 1
@@ -80,31 +86,24 @@ class PrefSimulator(SimBase, actor="pref"):
     def _apply_notice(self, st: dict[str, Any], msg: Message, keys: _Keys | None = None) -> None:
         jc, seq, reason, prev = keys or _notice_keys(msg.body)
         persons = st["persons"]
+        mid = msg.header.message_id
         p = persons.get(jc)
+        last, seqs, hist = (p[LAST], p[SEQS], p[HIST]) if p is not None else (0, (), ())
         if p is None:
-            p = persons[jc] = {"last_seq": 0, "seqs": (), "history": (), "deleted": False,
-                               "identity": None, "change": None, "changed_to": None}
             old = persons.get(prev) if prev else None
-            if old is not None:
-                p["history"] = old["history"]
-                p["last_seq"] = old["last_seq"]
-                old["changed_to"] = jc
-        if seq == 1 and p["last_seq"] >= 1:
-            p["seqs"] = ()  # re-recorded after a 消除, or a count restarted under a new code
-        p["last_seq"] = seq
-        p["seqs"] = (*p["seqs"][-(HISTORY - 1):], (seq, msg.header.message_id))
-        p["deleted"] = reason.startswith("D")
-        p["changed_to"] = None
+            if old is not None:  # a new 住民票コード: the history and the count carry over
+                last, hist = old[LAST], old[HIST]
+                persons[prev] = _replaced(old, CHANGED_TO, jc)
+        if seq == 1 and last >= 1:
+            seqs = ()  # re-recorded after a 消除, or a count restarted under a new code
         identity = child(msg.body, "Identity")
         change = child(msg.body, "Change")
-        p["identity"] = to_xml(identity) if identity is not None else None
-        p["keys"] = tuple(identity_keys(identity).items()) if identity is not None else ()
-        p["change"] = to_xml(change) if change is not None else None
         event = child(change, "EventDate")
-        # (Seq, reason code, MessageId, event date, notified date)
-        p["history"] = (*p["history"][-(HISTORY - 1):], (
-            seq, reason, msg.header.message_id, txt(event, "Western") or txt(event, "Uncertain"),
-            txt(change, "NotifiedDate")))
+        entry = (seq, reason, mid, txt(event, "Western") or txt(event, "Uncertain"), txt(change, "NotifiedDate"))
+        persons[jc] = (
+            seq, (*seqs[-(HISTORY - 1):], (seq, mid)), (*hist[-(HISTORY - 1):], entry), reason.startswith("D"),
+            to_xml(identity) if identity is not None else None, to_xml(change) if change is not None else None,
+            None, tuple(identity_keys(identity).items()) if identity is not None else ())
         st["accepted"] += 1
 
     # --- Simulator ----------------------------------------------------------------------------------------
@@ -142,17 +141,16 @@ class PrefSimulator(SimBase, actor="pref"):
             jc = txt(r, "JuminhyoCode") or ""
             n = int(last.get(jc, 0)) if isinstance(last, dict) else int(last or 0)
             ident = identity_from_resident(r)
-            st["persons"][jc] = {"last_seq": n, "seqs": (), "history": (), "deleted": False,
-                                 "identity": to_xml(ident), "keys": tuple(identity_keys(ident).items()),
-                                 "change": None,
-                                 "changed_to": None}
+            st["persons"][jc] = (n, (), (), False, to_xml(ident), None, None,
+                                 tuple(identity_keys(ident).items()))
             self.register(tenant, jc, txt(r, "MyNumber"))
 
     def snapshot(self, tenant: str | None) -> dict[str, Any]:
         """The state with each person as the control API shows it: history entries and keys as dicts."""
         out = super().snapshot(tenant)
-        out["persons"] = {jc: {**p, "history": [dict(zip(HISTORY_FIELDS, h, strict=True)) for h in p["history"]],
-                               "seqs": {str(s): m for s, m in p["seqs"]}, "keys": dict(p.get("keys", ()))}
+        out["persons"] = {jc: {**dict(zip(PERSON_FIELDS, p, strict=True)),
+                               "history": [dict(zip(HISTORY_FIELDS, h, strict=True)) for h in p[HIST]],
+                               "seqs": {str(s): m for s, m in p[SEQS]}, "keys": dict(p[KEYS])}
                           for jc, p in self.state(tenant)["persons"].items()}
         return out
 
@@ -161,8 +159,12 @@ class PrefSimulator(SimBase, actor="pref"):
         """Latest 本人確認情報 per current 住民票コード: {"identity", "change" (xml or None), "deleted"}."""
         out: dict[str, dict[str, Any]] = {}
         for jc, p in self.state(tenant)["persons"].items():
-            if p["identity"] is None or p.get("changed_to"):
+            if p[IDENTITY] is None or p[CHANGED_TO]:
                 continue
-            out[jc] = {"identity": p["identity"], "change": p["change"], "deleted": p["deleted"],
-                       **dict(p.get("keys", ()))}
+            out[jc] = {"identity": p[IDENTITY], "change": p[CHANGE], "deleted": p[DELETED], **dict(p[KEYS])}
         return out
+
+
+def _replaced(p: Person, field: int, value: Any) -> Person:
+    """``p`` with one field replaced (a person is immutable: see PERSON_FIELDS)."""
+    return (*p[:field], value, *p[field + 1:])
