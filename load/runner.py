@@ -109,13 +109,6 @@ def _free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def harness_for(opts: LoadOptions, data_dir: Path, log_dir: Path | None = None) -> AsyncIterator[Runtime]:
-    """The running harness with the SUT the options name (reference, stub, or a vendor's URL)."""
-    async with harness_and_sut(opts, data_dir, log_dir) as (rt, _):
-        yield rt
-
-
-@contextlib.asynccontextmanager
 async def harness_and_sut(opts: LoadOptions, data_dir: Path, log_dir: Path | None = None
                           ) -> AsyncIterator[tuple[Runtime, SutChild | None]]:
     """The harness and, for ``reference``/``stub``, the SUT child it talks to (None for a vendor's URL).

@@ -25,7 +25,7 @@ from conformance.residents import ResidentFactory
 from conformance.scenario import load_suite
 from conformance.validate import Validator
 from load.plan import Tenant, _Builder
-from load.runner import LoadOptions, harness_for, run_load
+from load.runner import LoadOptions, harness_and_sut, run_load
 from simulators.config import load_config
 from simulators.reference.config import RefConfig
 from simulators.reference.counter import OPERATIONS as REFERENCE_OPERATIONS
@@ -84,7 +84,7 @@ async def _against_stub(chosen: list[Any], tmp_path: Path, *, seed: int, concurr
                         ) -> tuple[list[Any], dict[str, Any]]:
     """Run scenarios through the conformance engine against the stub in its own process; the results and
     the stub's /contract and /health afterwards."""
-    async with harness_for(LoadOptions(sut="stub"), tmp_path) as rt, aiohttp.ClientSession() as session:
+    async with harness_and_sut(LoadOptions(sut="stub"), tmp_path) as (rt, _), aiohttp.ClientSession() as session:
         engine = Engine(Harness(session, rt.gateway_url, rt.config.gateway.tokens.control),
                         concurrency=concurrency, run_seed=seed, default_within=3.0)
         results = await engine.run_many(chosen)
