@@ -28,6 +28,7 @@ from conformance.residents import (
     HARD_KINDS,
     LONG_SURNAMES,
     PREFECTURES,
+    FakerSeat,
     JukiProvider,
     ResidentFactory,
     make_faker,
@@ -125,6 +126,19 @@ def test_same_seed_gives_same_world() -> None:
     assert a.household(4) == b.household(4)
     assert a.foreign_resident() == b.foreign_resident()
     assert a.peer_municipalities(10) == b.peer_municipalities(10)
+
+
+def test_a_reseeded_faker_seat_gives_the_same_world_as_a_new_faker() -> None:
+    """The load plan reuses one Faker per process (``FakerSeat``): each factory taking the seat in turn must
+    draw exactly what a factory with its own new Faker draws, whatever was drawn from the seat before."""
+    seat = FakerSeat()
+    for seed in (7, 8, 7):
+        with_seat = ResidentFactory(seed, LG, seat=seat)
+        alone = ResidentFactory(seed, LG)
+        assert with_seat.residents(12) == alone.residents(12)
+        assert with_seat.p.card_no() == alone.p.card_no()
+        seat.take("anything")  # another taker in between
+    assert seat.take("load:3:131016")[0].address() == make_faker("load:3:131016").address()
 
 
 def test_other_seed_or_municipality_gives_other_world() -> None:
