@@ -98,15 +98,18 @@ class Harness:
                                      timeout=aiohttp.ClientTimeout(total=45.0)) as resp:
             return resp.status, await resp.read()
 
-    async def records(self, tenant: str, since: int = 0, *, have: int = 0, block: float = 0.0
-                      ) -> tuple[list[dict[str, Any]], int]:
+    async def records(self, tenant: str, since: int = 0, *, have: int = 0, block: float = 0.0,
+                      limit: int = 0) -> tuple[list[dict[str, Any]], int]:
         """Records of ``tenant`` with seq > since, late-attributed ones included, and the trace's last seq.
 
         With ``block`` > 0 the call returns as soon as there are more than ``have`` such records (a long
-        poll through ``POST /control/wait``), or after ``block`` seconds.
+        poll through ``POST /control/wait``), or after ``block`` seconds. ``limit`` > 0: only the first
+        ``limit`` records (a page; fewer means there are no more).
         """
         count = max(1, have + 1) if block else 1_000_000
-        body = {"tenant": tenant, "filter": {"since": since}, "count": count, "timeout": block}
+        body: dict[str, Any] = {"tenant": tenant, "filter": {"since": since}, "count": count, "timeout": block}
+        if limit:
+            body["limit"] = limit
         _, data = await self._json("POST", "/control/wait", body, ok=(200, 408))
         return list(data.get("records", [])), int(data.get("last_seq") or 0)
 

@@ -6,8 +6,12 @@ person's IdentityNotice ``Change/Seq`` rises in trace order (changes in order), 
 
 API::
 
-    await check_trace(harness, session, gateway_url, tenant, since, plan, stats) -> TraceVerdict
+    await check_trace(harness, session, gateway_url, tenant, since, stats) -> TraceVerdict
     TraceVerdict(ok, findings, counts).to_json()
+
+The trace is read a page at a time and only what the checks need is kept (the keys of the messages routes
+require, each MessageId once, each person's Seqs), so a national day is judged in bounded memory; what each
+completed cascade required comes with its row of the results (``Stats.rows``).
 """
 
 from __future__ import annotations
@@ -20,8 +24,13 @@ from typing import Any
 import aiohttp
 
 from conformance.engine import Harness
-from load.plan import Plan
+from load.plan import REQUIRED
 from load.stats import Stats
+
+#: records read per request
+PAGE = 20_000
+#: the (arrow, type) pairs any route requires: the only keys worth counting
+_REQUIRED = frozenset(pair for pairs in REQUIRED.values() for pair in pairs)
 
 _KEYS = re.compile(r"<(?:\w+:)?(?:JuminhyoCode|KioskId|RequestNo)>([^<]{1,60})</")
 _JCODE = re.compile(r"<(?:\w+:)?JuminhyoCode>(\d{11})</")
@@ -44,48 +53,56 @@ def _finding(code: str, message: str, **extra: Any) -> dict[str, Any]:
 
 
 async def check_trace(h: Harness, session: aiohttp.ClientSession, gateway_url: str, tenant: str, since: int,
-                      plan: Plan, stats: Stats) -> TraceVerdict:
+                      stats: Stats) -> TraceVerdict:
     """Judge the load tenant's records after ``since`` against what the completed cascades required."""
-    records, _ = await h.records(tenant, since)
-    msgs = [r for r in records if r.get("kind") == "message" and r.get("verdict") == "accepted"
-            and r.get("arrow") is not None]
     keys: Counter[tuple[int, str, str]] = Counter()
     retried: Counter[tuple[int, str, str]] = Counter()
     seqs: dict[str, list[tuple[int, int]]] = {}
-    for r in msgs:
-        payload = str(r.get("payload") or "")
-        arrow, mtype = int(r["arrow"]), str(r.get("message_type"))
-        for code in set(_KEYS.findall(payload)):
-            keys[(arrow, mtype, code)] += 1
-            if "RetryReason>" in payload:
-                retried[(arrow, mtype, code)] += 1
-        if arrow == 8 and mtype == "IdentityNotice":
-            m, c = _SEQ.search(payload), _JCODE.search(payload)
-            if m and c:
-                seqs.setdefault(c.group(1), []).append((int(str(r["seq"])), int(m.group(1))))
+    ids: set[str] = set()
     findings: list[dict[str, Any]] = []
-    status = {row.index: row.status for row in stats.rows}
+    n_records = n_msgs = 0
+    while True:
+        page, _ = await h.records(tenant, since, limit=PAGE)
+        for r in page:
+            n_records += 1
+            if r.get("kind") != "message" or r.get("verdict") != "accepted" or r.get("arrow") is None:
+                continue
+            n_msgs += 1
+            payload = str(r.get("payload") or "")
+            arrow, mtype = int(r["arrow"]), str(r.get("message_type"))
+            retry = "RetryReason>" in payload
+            if (arrow, mtype) in _REQUIRED:
+                for code in set(_KEYS.findall(payload)):
+                    keys[(arrow, mtype, code)] += 1
+                    if retry:
+                        retried[(arrow, mtype, code)] += 1
+            if arrow == 8 and mtype == "IdentityNotice":
+                m, c = _SEQ.search(payload), _JCODE.search(payload)
+                if m and c:
+                    seqs.setdefault(c.group(1), []).append((int(str(r["seq"])), int(m.group(1))))
+            mid = r.get("message_id")  # the same MessageId twice is a resend: it must say why (RetryReason)
+            if mid:
+                if mid not in ids:
+                    ids.add(str(mid))
+                elif not retry:
+                    findings.append(_finding("LOAD-DUPLICATE", f"MessageId {mid} recorded again, a resend "
+                                             "without RetryReason"))
+        if len(page) < PAGE:
+            break
+        since = int(page[-1]["seq"])
     required = 0
-    for a in plan.actions:
-        if status.get(a["i"]) not in ("ok", "late"):
+    for row in stats.rows:
+        if row.status not in ("ok", "late"):
             continue
-        for arrow, mtype, code in a["require"]:
+        for arrow, mtype, code in row.require:
             required += 1
             n = keys.get((arrow, mtype, code), 0)
             if n == 0:
-                findings.append(_finding("LOAD-LOST", f"action {a['i']} ({a['fn']}): no {mtype} on arrow {arrow}",
-                                         action=a["i"]))
+                findings.append(_finding("LOAD-LOST", f"action {row.index} ({row.function}): no {mtype} on arrow "
+                                         f"{arrow}", action=row.index))
             elif n - retried.get((arrow, mtype, code), 0) > 1:
-                findings.append(_finding("LOAD-DUPLICATE", f"action {a['i']} ({a['fn']}): {mtype} on arrow {arrow} "
-                                         f"{n} times without RetryReason", action=a["i"]))
-    by_id: dict[str, list[bool]] = {}
-    for r in msgs:  # the same MessageId twice is a resend: it must say why (RetryReason)
-        if r.get("message_id"):
-            by_id.setdefault(str(r["message_id"]), []).append("RetryReason>" in str(r.get("payload") or ""))
-    for mid, retry in by_id.items():
-        if len(retry) > 1 and not all(retry[1:]):
-            findings.append(_finding("LOAD-DUPLICATE", f"MessageId {mid} recorded {len(retry)} times, a resend "
-                                     "without RetryReason"))
+                findings.append(_finding("LOAD-DUPLICATE", f"action {row.index} ({row.function}): {mtype} on "
+                                         f"arrow {arrow} {n} times without RetryReason", action=row.index))
     for pairs in seqs.values():
         values = [s for _, s in sorted(pairs)]
         if values != sorted(values) or len(set(values)) != len(values):
@@ -96,6 +113,6 @@ async def check_trace(h: Harness, session: aiohttp.ClientSession, gateway_url: s
     if not verify.get("ok"):
         findings.append(_finding("LOAD-CHAIN", f"the trace chain does not verify: {verify.get('reason')} "
                                  f"(first bad seq {verify.get('first_bad_seq')})"))
-    counts = {"records": len(records), "messages": len(msgs), "required": required,
+    counts = {"records": n_records, "messages": n_msgs, "required": required,
               "chain_records": int(str(verify.get("count") or 0))}
     return TraceVerdict(ok=not findings, findings=findings, counts=counts)

@@ -7,8 +7,10 @@ on time is counted late, one that finds ``max_inflight`` cascades already open i
 ``dropped_iterations``). A cascade is done when the SUT answered and every message its route requires is in
 the trace — one trace follower per process reads ``GET /trace/stream`` (no polling per cascade).
 
-Environment: ``JUKI_LOAD_PLAN`` (the plan JSON written by ``load.runner``). With ``--workers N`` each worker
-takes the actions whose index ≡ its worker index (mod N), so the totals do not depend on N.
+Environment: ``JUKI_LOAD_PLAN`` (the plan JSON written by ``load.runner``: the run's parameters and one row
+per action — index, intended time, function, seed). With ``--workers N`` each worker takes the actions whose
+index ≡ its worker index (mod N), so the totals do not depend on N, and builds their requests itself
+(``load.plan.Planner``) just before each is due.
 Each process writes ``results-{index}.jsonl`` (one line per action) into the plan's ``out`` directory.
 """
 
@@ -18,6 +20,7 @@ import json
 import os
 import re
 import time
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,9 @@ from gevent.event import Event
 from locust import LoadTestShape, User, events, task
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
+
+from load.model import Action
+from load.plan import WAITED, Planner, Tenant
 
 _KEYS = re.compile(r"<(?:\w+:)?(?:JuminhyoCode|KioskId|RequestNo|ApplicationId)>([^<]{1,60})</")
 
@@ -66,8 +72,7 @@ class Follower:
         self.headers = {"Authorization": f"Bearer {token}"}
         self.waiting: dict[tuple[int, str, str], Cascade] = {}
         # deliveries a plan step waits for: (arrow, type) watched; MessageId -> (arrow, type, key) of its body
-        self.watched = {(int(st["arrow"]), str(st["type"])) for a in PLAN["actions"] for st in a["steps"]
-                        if st["kind"] == "wait"}
+        self.watched = WAITED
         self.by_mid: dict[str, list[tuple[int, str, str]]] = {}
         self.delivered: dict[tuple[int, str, str], float] = {}
         self.delivery_waits: dict[tuple[int, str, str], Event] = {}
@@ -146,7 +151,10 @@ class Dispatcher:
     def __init__(self, env: Environment, index: int, workers: int) -> None:
         self.env = env
         self.index = index
-        self.actions = [a for a in PLAN["actions"] if int(a["i"]) % workers == index]
+        self.actions = [Action(float(t), str(fn), int(seed), int(i)) for i, t, fn, seed in PLAN["actions"]
+                        if int(i) % workers == index]
+        self.planner = Planner(Tenant(str(PLAN["tenant"]), str(PLAN["sut_lg"]), tuple(PLAN["peers"])),
+                               date.fromisoformat(str(PLAN["day"])), float(PLAN["compress"]))
         self.base = str(PLAN["gateway"]).rstrip("/")
         self.token = str(PLAN["token"])
         self.tenant = str(PLAN["tenant"])
@@ -167,7 +175,8 @@ class Dispatcher:
         self.follower.start()
         self.t0 = time.monotonic()
         glets = []
-        for a in self.actions:
+        for action in self.actions:
+            a = self.planner.action(action)  # built before it is due (≈ 0.3 ms), so it starts on time
             delay = self.t0 + float(a["t"]) - time.monotonic()
             if delay > 0:
                 gevent.sleep(delay)
@@ -234,7 +243,7 @@ class Dispatcher:
         t0 = self.t0
         self.results.append([a["i"], a["fn"], round(intended - t0, 6),
                              None if start is None else round(start - t0, 6),
-                             None if done is None else round(done - t0, 6), status, err])
+                             None if done is None else round(done - t0, 6), status, err, a["require"]])
         elapsed = ((done if done is not None else time.monotonic()) - intended) * 1000.0
         self.env.events.request.fire(  # type: ignore[no-untyped-call]
             request_type="cascade" if status != "dropped" else "dropped", name=a["fn"], response_time=elapsed,
@@ -248,8 +257,9 @@ class Dispatcher:
         out = Path(PLAN["out"])
         seen = {i for i, *_ in self.results}
         lines = [json.dumps(r, ensure_ascii=False) for r in self.results]
-        lines += [json.dumps([a["i"], a["fn"], a["t"], None, None, "unsent", "the run ended first"])
-                  for a in self.actions if a["i"] not in seen]
+        lines += [json.dumps([a.index, a.function, a.t / self.planner.compress, None, None, "unsent",
+                              "the run ended first", []])
+                  for a in self.actions if a.index not in seen]
         (out / f"results-{self.index}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
         self.follower.stop()
 

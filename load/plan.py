@@ -1,19 +1,23 @@
 """Turn a schedule into requests: what each action sends, which residents must exist first, and which messages
 its route requires before the cascade counts as done.
 
-Why prepared ahead: the Locust processes (gevent) then only replay bytes at the intended times, so a run with
-workers sends exactly what a single process sends for the same seed; the domain work (synthetic residents,
-envelopes) is done once, by the same builders the conformance scenarios use (``conformance.residents``,
-``conformance.scenario`` XML helpers, ``conformance.envelope``).
+Why built on demand: a national peak day is ≈ 525,000 actions. Prepared ahead as one file (≈ 1.3 KB an
+action) it took minutes to build and gigabytes in every Locust process. A ``Planner`` instead builds one
+action's requests from the action alone — its function and its seed — by the same builders the conformance
+scenarios use (``conformance.residents``, ``conformance.scenario`` XML helpers, ``conformance.envelope``), so
+every process (the runner for the fixtures, each Locust process for its share) builds the same person for the
+same action, and a run with workers sends what one process sends for the same seed.
 
 API::
 
-    Tenant(tenant, sut_lg, peers)                              from POST /control/tenants
-    build_plan(actions, tenant, day, compress, seed) -> Plan
-    Plan.setup: list[list[Step]]   phases run in order before the clock starts (fixture persons, 転出予定 ones)
-    Plan.actions: list[dict]       {"i", "t" (run seconds), "fn", "role", "steps", "require"}
-    Plan.centre_cards: list[(住民票コード, cert serial)]   cards to register with the centre once the SUT has
-                                   given their persons a 識別番号 (kiosk actions)
+    Tenant(tenant, sut_lg, peers)                          from POST /control/tenants
+    planner = Planner(tenant, day, compress)
+    planner.fixtures(action) -> list[Step]   in order, before the clock starts: the person the action finds
+                                             recorded (職権記載), and a 転出 for a 転出証明書情報 request
+    planner.pool_fixtures(actions) -> list[Step]   the pooled persons (copy, kiosk) those actions use
+    planner.centre_cards(actions) -> [(住民票コード, cert serial)]   kiosk users' cards, to register with the
+                                             centre once the SUT has given their persons a 識別番号
+    planner.action(action) -> {"i", "t" (run seconds), "fn", "role", "steps", "require", "jcode"}
     Step = {"kind": "counter", "body": envelope text} | {"kind": "send", "body": control /send JSON}
          | {"kind": "wait", "arrow": n, "type": T, "key": K}   until the message of type T on arrow n whose body
                                    holds K has been delivered to the SUT (its delivery record is in the trace)
@@ -23,8 +27,8 @@ API::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
@@ -53,10 +57,13 @@ REQUIRED: dict[str, list[tuple[int, str]]] = {
     "e_application": [(8, "IdentityNotice"), (8, "MoveOutCertInfo")],
     "kiosk": [(32, "PrintedCertificate")],  # keyed by KioskId: the kiosk route never carries a 住民票コード
 }
+#: the deliveries a step waits for (arrow, type): the 転出証明書情報 J-LIS relays before a 特例転入, the
+#: e-application My Naportal passes before an online 転出 is processed
+WAITED = frozenset({(9, "MoveOutCertInfo"), (35, "EApplication")})
 #: functions this version drives; the others are in the model and the report but not sent (docs/load.md)
 DRIVEN = frozenset(REQUIRED)
 #: functions whose persons may serve several actions (nothing they wait for is keyed by the person), so the
-#: fixtures stay bounded: after POOL_SIZE fresh persons, action i reuses person i mod POOL_SIZE
+#: fixtures stay bounded: action i uses pooled person i mod POOL_SIZE (``Planner.pooled``)
 POOLED = frozenset({"copy", "kiosk"})
 POOL_SIZE = 64
 
@@ -66,17 +73,6 @@ class Tenant:
     tenant: str
     sut_lg: str
     peers: tuple[str, ...]
-
-
-@dataclass
-class Plan:
-    setup: list[list[Step]] = field(default_factory=lambda: [[], []])
-    actions: list[dict[str, Any]] = field(default_factory=list)
-    skipped: dict[str, int] = field(default_factory=dict)
-    centre_cards: list[tuple[str, str]] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"actions": self.actions, "skipped": self.skipped}
 
 
 def _element(text: str) -> Any:
@@ -128,64 +124,102 @@ class _Builder:
             f"<Person><JuminhyoCode>{r.juminhyo_code}</JuminhyoCode></Person>"))
 
 
-def build_plan(actions: Sequence[Action], tenant: Tenant, day: date, compress: float) -> Plan:
-    """Requests for every action (times divided by ``compress``), the fixture persons they need, and what
-    each cascade must produce."""
-    b = _Builder(tenant, day)
-    plan = Plan()
-    peer0 = tenant.peers[0] if tenant.peers else municipality_for("011002").lg_code
-    pools: dict[str, list[Resident]] = {fn: [] for fn in POOLED}
-    for a in actions:
+class Planner:
+    """The requests of any action of one run, built when asked (see the module docstring)."""
+
+    def __init__(self, tenant: Tenant, day: date, compress: float) -> None:
+        self.t = tenant
+        self.day = day
+        self.compress = compress
+        self.b = _Builder(tenant, day)
+        self.peer0 = tenant.peers[0] if tenant.peers else municipality_for("011002").lg_code
+        self._pools: dict[tuple[str, int], Resident] = {}
+
+    def _peer(self, a: Action) -> str:
+        return self.t.peers[a.seed % len(self.t.peers)] if self.t.peers else self.peer0
+
+    def _person(self, a: Action) -> tuple[Resident, ResidentFactory]:
+        home = self._peer(a) if a.function == "special_move_in" else self.t.sut_lg
+        f = ResidentFactory(a.seed, home, hard_share=0.0, today=self.day, seat=self.b.people)
+        return replace(f.resident(), honseki=None, card_no=None, card_serial=None), f
+
+    def pooled(self, fn: str, k: int) -> Resident:
+        """Pooled person ``k`` of ``fn`` (copy, kiosk): nothing their cascades wait for is keyed by the person,
+        so POOL_SIZE of them serve every such action (action i uses person i mod POOL_SIZE)."""
+        r = self._pools.get((fn, k))
+        if r is None:
+            # seeds at or above 2**31: never an action's seed (``LoadModel.schedule`` draws 31 bits)
+            f = ResidentFactory(2**31 + POOL_SIZE * sorted(POOLED).index(fn) + k, self.t.sut_lg,
+                                hard_share=0.0, today=self.day, seat=self.b.people)
+            r = replace(f.resident(), honseki=None, card_no=None, card_serial=None)
+            if fn == "kiosk":
+                r = replace(r, card_no=f.p.card_no(), card_serial=f.p.cert_serial())
+            r = self._pools[(fn, k)] = r
+        return r
+
+    def _pool_keys(self, actions: Iterable[Action]) -> list[tuple[str, int]]:
+        return sorted({(a.function, a.index % POOL_SIZE) for a in actions if a.function in POOLED})
+
+    def pool_fixtures(self, actions: Iterable[Action]) -> list[Step]:
+        """職権記載 of the pooled persons ``actions`` use."""
+        return [self.b.record(self.pooled(fn, k)) for fn, k in self._pool_keys(actions)]
+
+    def centre_cards(self, actions: Iterable[Action]) -> list[tuple[str, str]]:
+        """(住民票コード, certificate serial) of the kiosk users ``actions`` need registered with the centre."""
+        return [(r.juminhyo_code, str(r.card_serial)) for r in
+                (self.pooled(fn, k) for fn, k in self._pool_keys(actions) if fn == "kiosk")]
+
+    def fixtures(self, a: Action) -> list[Step]:
+        """What must be recorded in the SUT before ``a`` starts, in order (pooled persons apart)."""
+        if a.function not in DRIVEN or a.function in POOLED or a.function in ("move_in", "special_move_in"):
+            return []
+        r, f = self._person(a)
+        if a.function == "e_application":
+            return [self.b.record(replace(r, card_no=f.p.card_no(), card_serial=f.p.cert_serial()))]
+        if a.function == "peer_moveout_cert":
+            card = replace(r, card_no=f.p.card_no(), card_serial=f.p.cert_serial())
+            return [self.b.record(card), self.b.move_out(card, self._peer(a), a.seed)]
+        return [self.b.record(r)]
+
+    def action(self, a: Action) -> dict[str, Any]:
+        """The requests of ``a``, what its cascade requires, its intended run time (``a.t / compress``)."""
         if a.function not in DRIVEN:
-            plan.skipped[a.function] = plan.skipped.get(a.function, 0) + 1
-            continue
-        peer = tenant.peers[a.seed % len(tenant.peers)] if tenant.peers else peer0
-        home = peer if a.function == "special_move_in" else tenant.sut_lg
-        f = ResidentFactory(a.seed, home, hard_share=0.0, today=day, seat=b.people)
-        r = replace(f.resident(), honseki=None, card_no=None, card_serial=None)
+            raise ValueError(f"no requests for {a.function}")
+        b, t, day = self.b, self.t, self.day
+        peer = self._peer(a)
         steps: list[Step]
-        pool = pools.get(a.function)
-        reuse = pool[a.index % POOL_SIZE] if pool is not None and len(pool) >= POOL_SIZE else None
+        if a.function in POOLED:
+            r = self.pooled(a.function, a.index % POOL_SIZE)
+        else:
+            r, f = self._person(a)
         key = r.juminhyo_code
-        if a.function in ("special_move_in", "e_application", "kiosk"):
-            r = reuse or replace(r, card_no=f.p.card_no(), card_serial=f.p.cert_serial())
-            steps, key = _card_holder(b, plan, a, r, peer, fresh=reuse is None)
-            if pool is not None and reuse is None:
-                pool.append(r)
+        if a.function == "kiosk":
+            steps, key = _card_holder(b, a, r, peer)
+        elif a.function in ("special_move_in", "e_application"):
+            steps, key = _card_holder(b, a, replace(r, card_no=f.p.card_no(), card_serial=f.p.cert_serial()),
+                                      peer)
         elif a.function == "move_in":
             steps = [b.counter("MovingNotification", (
                 f"<Kind>国内転入</Kind>{jdate_xml(day - timedelta(days=3), 'EventDate')}"
-                f"<FromLgCode>{peer}</FromLgCode>{b.address(tenant.sut_lg, a.seed)}"
+                f"<FromLgCode>{peer}</FromLgCode>{b.address(t.sut_lg, a.seed)}"
                 f"<MoveOutCertificateNo>MOC-{r.juminhyo_code}</MoveOutCertificateNo>"
                 f"{counter_person_xml(r)}"))]
+        elif a.function == "peer_moveout_cert":
+            card = replace(r, card_no=f.p.card_no(), card_serial=f.p.cert_serial())
+            steps = [b.send("MoveOutCertRequest", (
+                f"<MoveOutCertRequest><RequestNo>{new_id('REQ')}</RequestNo><MoveInLgCode>{peer}</MoveInLgCode>"
+                f"<MoveOutLgCode>{t.sut_lg}</MoveOutLgCode>{subject_xml(card)}"
+                f"<CardNo>{card.card_no}</CardNo></MoveOutCertRequest>"), ("peer", peer))]
         else:
-            if a.function == "peer_moveout_cert":
-                card = replace(r, card_no=f.p.card_no(), card_serial=f.p.cert_serial())
-                plan.setup[0].append(b.record(card))
-                plan.setup[1].append(b.move_out(card, peer, a.seed))
-                steps = [b.send("MoveOutCertRequest", (
-                    f"<MoveOutCertRequest><RequestNo>{new_id('REQ')}</RequestNo><MoveInLgCode>{peer}</MoveInLgCode>"
-                    f"<MoveOutLgCode>{tenant.sut_lg}</MoveOutLgCode>{subject_xml(card)}"
-                    f"<CardNo>{card.card_no}</CardNo></MoveOutCertRequest>"), ("peer", peer))]
-                r = card
-            else:
-                if reuse is not None:
-                    r = reuse
-                else:
-                    plan.setup[0].append(b.record(r))
-                    if pool is not None:
-                        pool.append(r)
-                steps = [_existing(b, a, r, peer)]
-                if a.function == "wide_area_copy":
-                    key = steps[0]["request_no"]
+            steps = [_existing(b, a, r, peer)]
+            if a.function == "wide_area_copy":
+                key = steps[0]["request_no"]
         require = [[arrow, mtype, key] for arrow, mtype in REQUIRED[a.function]]
-        plan.actions.append({"i": a.index, "t": a.t / compress, "fn": a.function, "role": FUNCTIONS[a.function][0],
-                             "steps": steps, "require": require, "jcode": r.juminhyo_code})
-    return plan
+        return {"i": a.index, "t": a.t / self.compress, "fn": a.function, "role": FUNCTIONS[a.function][0],
+                "steps": steps, "require": require, "jcode": r.juminhyo_code}
 
 
-def _card_holder(b: _Builder, plan: Plan, a: Action, r: Resident, peer: str, *, fresh: bool = True
-                 ) -> tuple[list[Step], str]:
+def _card_holder(b: _Builder, a: Action, r: Resident, peer: str) -> tuple[list[Step], str]:
     """特例転入, online 転出 and kiosk issuance: the flows of a card holder (F09, F30, F05 scenarios)."""
     if a.function == "special_move_in":
         cert = new_id("MOC")
@@ -202,8 +236,6 @@ def _card_holder(b: _Builder, plan: Plan, a: Action, r: Resident, peer: str, *, 
             f"<JuminhyoCode>{r.juminhyo_code}</JuminhyoCode>"))
         wait = {"kind": "wait", "arrow": 9, "type": "MoveOutCertInfo", "key": r.juminhyo_code}
         return [info, wait, confirm], r.juminhyo_code
-    if fresh:
-        plan.setup[0].append(b.record(r))
     if a.function == "e_application":
         app = new_id("APP")
         ea = b.send("EApplication", (
@@ -218,8 +250,6 @@ def _card_holder(b: _Builder, plan: Plan, a: Action, r: Resident, peer: str, *, 
         process = b.counter("EApplicationProcessOp", f"<ApplicationId>{app}</ApplicationId>")
         return [ea, {"kind": "wait", "arrow": 35, "type": "EApplication", "key": app}, process], r.juminhyo_code
     kiosk_id = f"K-{a.seed}"
-    if fresh:
-        plan.centre_cards.append((r.juminhyo_code, str(r.card_serial)))
     op = b.send("KioskOperation", (
         f"<KioskOperation><OperationNo>{new_id('OP')}</OperationNo><KioskId>{kiosk_id}</KioskId>"
         f"<CertSerial>{r.card_serial}</CertSerial><PinOk>true</PinOk><Request><CertificateKind>住民票の写し"

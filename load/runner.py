@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import json
 import os
 import re
@@ -29,7 +30,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -42,8 +43,8 @@ import psutil
 from conformance.engine import Engine, Harness
 from conformance.errors import fail
 from load.checks import TraceVerdict, check_trace
-from load.model import LoadModel, Scale
-from load.plan import JST, Plan, Tenant, build_plan
+from load.model import Action, LoadModel, Scale
+from load.plan import DRIVEN, JST, Planner, Tenant
 from load.stats import Stats, Threshold, parse_threshold
 from simulators.config import HarnessConfig
 from simulators.runtime import Runtime
@@ -265,31 +266,50 @@ async def _stop(proc: asyncio.subprocess.Process | None) -> None:
             await asyncio.shield(proc.wait())
 
 
-async def _run_setup(h: Harness, tenant: Tenant, plan: Plan, concurrency: int) -> list[str]:
-    """Fixture persons first (職権記載), then those who must be 転出予定, then the kiosk users' cards at the
-    centre (by the 識別番号 the SUT printed on the 処理票); returns the failures."""
+async def _run_setup(h: Harness, tenant: Tenant, planner: Planner, actions: Sequence[Action],
+                     concurrency: int) -> tuple[int, list[str]]:
+    """The fixtures, before the clock starts: the pooled persons, then each action's own (職権記載, and a 転出
+    for a 転出証明書情報 request, in order), built one action at a time so that neither time nor memory
+    grows with the plan; then the kiosk users' cards at the centre (by the 識別番号 the SUT printed on the
+    処理票). Returns the operations sent and the failures."""
     sem = asyncio.Semaphore(concurrency)
     errors: list[str] = []
     idno: dict[str, str] = {}
+    sent = 0
 
-    async def one(step: dict[str, Any]) -> None:
-        async with sem:
-            status, body = await h.counter(tenant.tenant, step["body"].encode("utf-8"))
-        if status != 200 or b"<Status>accepted</Status>" not in body:
-            errors.append(f"{step['op']}: HTTP {status}")
-        for code, number in _IDNO.findall(body.decode("utf-8", "replace")):
-            idno[code] = number
+    async def run(steps: list[dict[str, Any]]) -> None:
+        try:
+            for step in steps:
+                status, body = await h.counter(tenant.tenant, step["body"].encode("utf-8"))
+                if status != 200 or b"<Status>accepted</Status>" not in body:
+                    errors.append(f"{step['op']}: HTTP {status}")
+                    return
+                for code, number in _IDNO.findall(body.decode("utf-8", "replace")):
+                    idno[code] = number
+        finally:
+            sem.release()
 
-    for phase in plan.setup:
-        await asyncio.gather(*(one(s) for s in phase))
+    tasks: set[asyncio.Task[None]] = set()
+    for steps in itertools.chain(([s] for s in planner.pool_fixtures(actions)),
+                                 (planner.fixtures(a) for a in actions)):
+        if not steps:
+            continue
+        await sem.acquire()
+        sent += len(steps)
+        task = asyncio.create_task(run(steps))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    if tasks:
+        await asyncio.gather(*tasks)
+    wanted = planner.centre_cards(actions)
     cards = [{"cert_serial": serial, "identification_no": idno[code], "lg_code": tenant.sut_lg}
-             for code, serial in plan.centre_cards if code in idno]
-    if len(cards) < len(plan.centre_cards):
-        errors.append(f"{len(plan.centre_cards) - len(cards)} kiosk user(s) got no 識別番号 from the SUT")
+             for code, serial in wanted if code in idno]
+    if len(cards) < len(wanted):
+        errors.append(f"{len(wanted) - len(cards)} kiosk user(s) got no 識別番号 from the SUT")
     if cards:
         await h.seed(tenant.tenant, {"actor": "centre", "lg_code": tenant.sut_lg, "kind": "cards",
                                      "data": {"cards": cards}})
-    return errors
+    return sent, errors
 
 
 async def _quiet(h: Harness, tenant: str, quiet: float = 0.5, limit: float = 20.0) -> int:
@@ -409,35 +429,40 @@ async def run_load(opts: LoadOptions, out: Callable[[str], None] = print) -> Loa
             tenant = Tenant(str(t["tenant"]), str(t["sut_lg"]), tuple(str(p["lg_code"]) for p in t["peers"]))
             start = datetime.combine(opts.day, datetime.min.time(), JST) + timedelta(hours=8, minutes=30)
             await h.clock(tenant.tenant, {"set": start.isoformat()})
-            plan = build_plan(actions, tenant, opts.day, compress)
+            planner = Planner(tenant, opts.day, compress)
+            skipped = Counter(a.function for a in actions if a.function not in DRIVEN)
+            driven = [a for a in actions if a.function in DRIVEN]
             t_setup = time.monotonic()
-            errors = await _run_setup(h, tenant, plan, opts.setup_concurrency)
+            n_setup, errors = await _run_setup(h, tenant, planner, driven, opts.setup_concurrency)
             since = await _quiet(h, tenant.tenant)
-            out(f"load: {sum(len(p) for p in plan.setup)} fixture operations in {time.monotonic() - t_setup:.1f} s"
+            out(f"load: {n_setup} fixture operations in {time.monotonic() - t_setup:.1f} s"
                 + (f", {len(errors)} failed: {errors[0]}" if errors else "")
-                + (f"; not driven yet: {plan.skipped}" if plan.skipped else ""))
+                + (f"; not driven yet: {dict(skipped)}" if skipped else ""))
             limit = span + opts.cascade_timeout + 10.0
-            doc = {**plan.to_json(), "gateway": rt.gateway_url, "token": rt.config.gateway.tokens.control,
+            # the plan file: the run's parameters and one short row per action; each Locust process builds its
+            # share of the requests with the same Planner (load.plan)
+            doc = {"actions": [[a.index, a.t, a.function, a.seed] for a in driven], "compress": compress,
+                   "day": opts.day.isoformat(), "sut_lg": tenant.sut_lg, "peers": list(tenant.peers),
+                   "gateway": rt.gateway_url, "token": rt.config.gateway.tokens.control,
                    "tenant": tenant.tenant, "since": since, "workers": max(1, opts.workers), "limit": limit,
                    "out": str(opts.out.resolve()), "late_ms": opts.late_ms, "cascade_timeout": opts.cascade_timeout,
                    "max_inflight": opts.max_inflight}
             for old in opts.out.glob("results-*.jsonl"):
                 old.unlink()
-            plan_path = Path(tmp) / "plan.json"  # holds synthetic 個人番号: kept out of the report folder
+            plan_path = Path(tmp) / "plan.json"
             plan_path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
             outcome = await _drive(opts, rt, h, plan_path, since, out, child)
-            missing = len(plan.actions) - len(outcome.stats.rows)
+            missing = len(driven) - len(outcome.stats.rows)
             if missing:
                 tail = (opts.out / "locust.log").read_text(encoding="utf-8", errors="replace")[-1500:]
-                outcome.error = (f"{missing} of {len(plan.actions)} actions have no result: a Locust process "
+                outcome.error = (f"{missing} of {len(driven)} actions have no result: a Locust process "
                                  f"failed (exit {outcome.stats.locust_rc}); the end of locust.log:\n{tail}")
             gone = child.exited() if child is not None else None
             if gone:  # the SUT died under load: the run says so rather than blaming cascades
                 outcome.error = f"{outcome.error}\n{gone}" if outcome.error else gone
             outcome.sut_process = child.shown() if child is not None else None
-            outcome.trace = await check_trace(h, session, rt.gateway_url, tenant.tenant, since, plan,
-                                              outcome.stats)
-            outcome.stats.skipped = dict(plan.skipped)
+            outcome.trace = await check_trace(h, session, rt.gateway_url, tenant.tenant, since, outcome.stats)
+            outcome.stats.skipped = dict(skipped)
             outcome.stats.setup_errors = errors
     outcome.thresholds = [(th, *th.evaluate(outcome.stats)) for th in map(parse_threshold, opts.thresholds)]
     outcome.files = write_report(outcome, opts, scale)

@@ -2,8 +2,9 @@
 
 Why not Locust's statistics: they round percentiles to two significant digits and, in a closed model, measure
 from the actual send. Every Locust process writes one line per action (``results-N.jsonl``: index, function,
-intended, started, done, status, error — seconds from that process's start); here they are merged into
-HdrHistograms (3 significant digits, microseconds) per function and per second of the run.
+intended, started, done, status, error — seconds from that process's start — and the messages its route
+required); here they are merged into HdrHistograms (3 significant digits, microseconds) per function and per
+second of the run.
 
 API::
 
@@ -43,6 +44,8 @@ class Row:
     done: float | None
     status: str
     error: str | None
+    #: the messages its route required, (arrow, type, key): what the trace check looks for
+    require: tuple[tuple[int, str, str], ...] = ()
 
     @property
     def latency(self) -> float | None:
@@ -70,8 +73,9 @@ class Stats:
         for path in sorted(folder.glob("results-*.jsonl")):
             for line in path.read_text(encoding="utf-8").splitlines():
                 if line.strip():
-                    i, fn, t, s, d, st, err = json.loads(line)
-                    rows.append(Row(int(i), str(fn), float(t), s, d, str(st), err))
+                    i, fn, t, s, d, st, err, *req = json.loads(line)
+                    require = tuple((int(a), str(m), str(k)) for a, m, k in req[0]) if req else ()
+                    rows.append(Row(int(i), str(fn), float(t), s, d, str(st), err, require))
         rows.sort(key=lambda r: r.index)
         return cls(rows=rows)
 

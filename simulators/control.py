@@ -269,6 +269,7 @@ async def wait(request: web.Request) -> web.Response:
     if unknown:
         raise fail("GW-CONTROL-FIELD", f"unknown filter key(s) {unknown}; known: {list(WAIT_FILTERS)}")
     count = _int(body, "count", 1, 1, 1_000_000)
+    limit = _int(body, "limit", 0, 0, 1_000_000) or None  # a page of the records, not all of them
     timeout = body.get("timeout", 5)
     if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not 0 <= timeout <= MAX_WAIT_S:
         raise fail("GW-CONTROL-FIELD", f"timeout must be a number of seconds in 0..{MAX_WAIT_S:.0f}")
@@ -277,6 +278,8 @@ async def wait(request: web.Request) -> web.Response:
         raise fail("GW-CONTROL-FIELD", "filter.arrow must be an integer")
     if "since" in kw and not isinstance(kw["since"], int):
         raise fail("GW-CONTROL-FIELD", "filter.since must be an integer (a trace seq)")
+    if limit is not None:
+        kw["limit"] = limit
     ok, found = await gw.wait(tenant, count, float(timeout), **kw)
     out = {"records": [gw.record_json(r) for r in found], "count": len(found), "wanted": count,
            "last_seq": gw.store.last_seq}

@@ -88,6 +88,40 @@ async def test_record_attributed_late_counts_for_a_wait(harness: Runtime, http: 
     assert relays["records"][0]["correlation_id"] == rec.message_id
 
 
+async def test_wait_pages_with_limit_cover_every_record_once_late_ones_included(
+        harness: Runtime, http: aiohttp.ClientSession, control: Control, sut: FakeSut) -> None:
+    """``limit`` pages (the load check reads a national day's trace this way): page after page, with ``since``
+    the last seq returned, gives exactly the records one unlimited wait gives, in seq order."""
+    t = (await control.tenant())["tenant"]
+    for s in (41, 42):
+        await send_to_sut(control, t, s)
+    assert (await post_msg(http, harness, identity_notice(43)))[0] == 202  # nobody's yet: attributed late
+    for s in (44, 45, 46):
+        await send_to_sut(control, t, s)
+    await sut.wait_for(5)
+    await control("POST", f"/tenants/{t}/register", {"values": [person_of(43)]}, expect=200)
+    _, everything = await control("POST", "/wait", {"tenant": t, "count": 1, "timeout": 0})
+    want = [r["seq"] for r in everything["records"]]
+    assert len(want) > 6 and want == sorted(want)
+    late = harness.store.query(message_id=read_header(parse(identity_notice(43))).message_id)[0].seq
+    assert late in want and want.index(late) not in (0, len(want) - 1)  # a late record mid-page
+    for limit in (1, 2, 3, 5):
+        got: list[int] = []
+        since = 0
+        while True:
+            _, page = await control("POST", "/wait", {"tenant": t, "count": 1, "timeout": 0, "limit": limit,
+                                                      "filter": {"since": since}})
+            seqs = [r["seq"] for r in page["records"]]
+            assert len(seqs) <= limit
+            got += seqs
+            if len(seqs) < limit:
+                break
+            since = seqs[-1]
+        assert got == want, limit
+    status, bad = await control("POST", "/wait", {"tenant": t, "count": 1, "timeout": 0, "limit": -1})
+    assert status == 400 and bad["findings"][0]["code"] == "GW-CONTROL-FIELD"
+
+
 async def test_virtual_clock_set_freeze_advance_stamps_messages(control: Control, sut: FakeSut) -> None:
     t = (await control.tenant())["tenant"]
     _, c = await control("POST", f"/tenants/{t}/clock", {"set": "2026-04-01T09:30:00+09:00", "freeze": True},

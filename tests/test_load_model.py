@@ -9,7 +9,7 @@ import pytest
 
 from conformance.errors import HarnessError
 from load.model import FUNCTIONS, LoadModel, Scale
-from load.plan import DRIVEN, POOL_SIZE, POOLED, REQUIRED, Tenant, build_plan
+from load.plan import DRIVEN, POOL_SIZE, POOLED, REQUIRED, WAITED, Planner, Tenant
 from load.stats import Row, Stats, parse_threshold
 
 MODEL = LoadModel.default()
@@ -109,26 +109,45 @@ def test_steady_and_season_profiles() -> None:
 def test_plan_requires_the_routes_messages_and_fixtures_for_existing_persons() -> None:
     sc = Scale.parse("municipality:200000")
     sched = MODEL.schedule(sc, PEAK, seed=3)[:400]
-    plan = build_plan(sched, Tenant("T-x", "131016", ("011002", "473821")), PEAK, compress=600.0)
-    assert len(plan.actions) + sum(plan.skipped.values()) == len(sched)
-    assert set(FUNCTIONS) == DRIVEN and not plan.skipped
-    by_fn = {a["fn"] for a in plan.actions}
-    assert {"move_in", "copy", "kiosk", "tenkyo"} <= by_fn
-    assert len(plan.centre_cards) == min(POOL_SIZE, sum(a["fn"] == "kiosk" for a in plan.actions))
-    for a in plan.actions:
-        assert [(ar, t) for ar, t, _ in a["require"]] == REQUIRED[a["fn"]]
-        keyed_by_jcode = a["fn"] not in ("kiosk", "wide_area_copy")  # their routes carry no 住民票コード
-        assert all((code == a["jcode"]) is keyed_by_jcode for _, _, code in a["require"])
-        assert a["t"] == pytest.approx(sched[a["i"]].t / 600.0)
-    existing = sum(a["fn"] not in ("move_in", "special_move_in") for a in plan.actions)
-    pooled = {fn: sum(a["fn"] == fn for a in plan.actions) for fn in POOLED}
-    reused = sum(max(0, n - POOL_SIZE) for n in pooled.values())
-    assert pooled["copy"] > POOL_SIZE  # the pool is exercised
-    # one 職権記載 per person an action finds already recorded; copy and kiosk persons serve several actions
-    assert len(plan.setup[0]) == existing - reused
-    copy_codes = [a["jcode"] for a in plan.actions if a["fn"] == "copy"]
-    assert len(set(copy_codes)) == POOL_SIZE
-    assert len(plan.setup[1]) == sum(a["fn"] == "peer_moveout_cert" for a in plan.actions)
+    tenant = Tenant("T-x", "131016", ("011002", "473821"))
+    planner = Planner(tenant, PEAK, compress=600.0)
+    assert set(FUNCTIONS) == DRIVEN
+    actions = [planner.action(a) for a in sched]
+    assert {"move_in", "copy", "kiosk", "tenkyo"} <= {a["fn"] for a in actions}
+    for a, act in zip(sched, actions, strict=True):
+        assert [(ar, t) for ar, t, _ in act["require"]] == REQUIRED[a.function]
+        keyed_by_jcode = a.function not in ("kiosk", "wide_area_copy")  # their routes carry no 住民票コード
+        assert all((code == act["jcode"]) is keyed_by_jcode for _, _, code in act["require"])
+        assert act["t"] == pytest.approx(a.t / 600.0) and act["i"] == a.index
+        assert all((st["arrow"], st["type"]) in WAITED for st in act["steps"] if st["kind"] == "wait")
+        # one 職権記載 of the very person the action finds recorded (and a 転出 for a 転出証明書情報 request);
+        # pooled persons (copy, kiosk) are recorded once for all their actions
+        fixtures = planner.fixtures(a)
+        own = a.function not in (*POOLED, "move_in", "special_move_in")
+        assert [st["op"] for st in fixtures] == (
+            ["OfficialCorrection", "MovingNotification"] if a.function == "peer_moveout_cert"
+            else ["OfficialCorrection"] if own else [])
+        assert all(act["jcode"] in st["body"] for st in fixtures)
+    pooled = [act for act in actions if act["fn"] in POOLED]
+    assert sum(act["fn"] == "copy" for act in pooled) > POOL_SIZE  # the pool is exercised
+    codes = {act["jcode"] for act in pooled}
+    assert len(codes) == len({(a.function, a.index % POOL_SIZE) for a in sched if a.function in POOLED})
+    records = planner.pool_fixtures(sched)
+    assert len(records) == len(codes) and all(any(c in st["body"] for st in records) for c in codes)
+    kiosk = {act["jcode"] for act in pooled if act["fn"] == "kiosk"}
+    assert {code for code, _ in planner.centre_cards(sched)} == kiosk
+
+
+def test_every_process_builds_the_same_person_for_the_same_action() -> None:
+    """The runner records the fixtures and each Locust process builds its share of the actions on its own:
+    both must arrive at the same persons, whatever was built before in that process."""
+    sched = MODEL.schedule(Scale.parse("municipality:200000"), PEAK, seed=5)[:120]
+    tenant = Tenant("T-x", "131016", ("011002", "473821"))
+    one, other = Planner(tenant, PEAK, 600.0), Planner(tenant, PEAK, 600.0)
+    forward = {a.index: one.action(a)["jcode"] for a in sched}
+    backward = {a.index: other.action(a)["jcode"] for a in reversed(sched[::2])}
+    assert all(forward[i] == code for i, code in backward.items())
+    assert [one.fixtures(a) != [] for a in sched] == [other.fixtures(a) != [] for a in sched]
 
 
 def _stats() -> Stats:

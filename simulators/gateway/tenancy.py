@@ -239,23 +239,29 @@ class TenancyMixin(GatewayBase):
     def records_for(self, tenant: str | None, *, since: int = 0, arrow: int | None = None,
                     message_type: str | None = None, kind: str | None = None, verdict: str | None = None,
                     message_id: str | None = None, correlation_id: str | None = None,
-                    sender: str | None = None, receiver: str | None = None) -> list[TraceRecord]:
-        """Committed records of a tenant (including those attributed late), filtered, in seq order."""
+                    sender: str | None = None, receiver: str | None = None,
+                    limit: int | None = None) -> list[TraceRecord]:
+        """Committed records of a tenant (including those attributed late), filtered, in seq order; with
+        ``limit`` the first ``limit`` of them (a page: ask again with ``since`` = the last seq returned)."""
         q_: dict[str, Any] = {"arrow": arrow, "message_type": message_type, "kind": kind,
                               "message_id": message_id, "correlation_id": correlation_id}
+        post = bool(verdict or sender or receiver)  # filters the store cannot apply: page after them
+        page = None if post else limit
         out = self.store.query(tenant=tenant, since_seq=since, arrow=arrow, message_type=message_type,
-                               kind=kind, message_id=message_id, correlation_id=correlation_id)
+                               kind=kind, message_id=message_id, correlation_id=correlation_id, limit=page)
         if tenant is not None:
             late = [s for s in self._late_by_tenant.get(tenant, ()) if s > since]
+            if late and page is not None and len(out) == page:
+                late = [s for s in late if s < out[-1].seq]  # the rest belong to a later page
             if late:
                 extra = [r for s in late for r in self.store.query(since_seq=s - 1, limit=1)
                          if r.seq == s and all(v is None or getattr(r, k) == v for k, v in q_.items())]
                 out = sorted([*out, *extra], key=lambda r: r.seq)
-        if verdict or sender or receiver:
+        if post:
             out = [r for r in out if (verdict is None or r.verdict == verdict)
                    and (sender is None or r.sender_actor == sender)
                    and (receiver is None or r.receiver_actor == receiver)]
-        return out
+        return out if limit is None else out[:limit]
 
     async def wait(self, tenant: str | None, count: int, timeout: float, **filters: Any
                    ) -> tuple[bool, list[TraceRecord]]:
@@ -267,13 +273,14 @@ class TenancyMixin(GatewayBase):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         since = int(filters.pop("since", 0) or 0)
+        limit: int | None = filters.get("limit")
         attributed = self._attributed
         mark = self.store.last_seq
         found = self.records_for(tenant, since=since, **filters)
         while len(found) < count:
             left = deadline - loop.time()
             if left <= 0:
-                return False, found
+                return False, found[:limit]
             waiter = asyncio.ensure_future(self.store.wait_for(lambda r: True, timeout=left, since_seq=mark))
             late = asyncio.ensure_future(attributed.wait())
             done, pending = await asyncio.wait({waiter, late}, timeout=left,
@@ -293,7 +300,7 @@ class TenancyMixin(GatewayBase):
                 new_mark = self.store.last_seq
                 found.extend(self.records_for(tenant, since=max(since, mark), **filters))
                 mark = new_mark
-        return True, found
+        return True, found[:limit]
 
     def record_json(self, rec: TraceRecord) -> dict[str, Any]:
         d = record_to_json(rec)
