@@ -154,8 +154,9 @@ class Simulator:
         """Control-API seeding (residents into peers/national, cards …); recorded in the trace as an event."""
 
     def snapshot(self, tenant: str | None) -> dict[str, Any]:
-        """JSON-able view of a tenant's state (for the control API and tests)."""
-        return {k: v for k, v in self.state(tenant).items() if _jsonable(v)}
+        """JSON-able view of a tenant's state (for the control API and tests); keys starting with ``_`` are
+        indexes derived from the rest (kept so that a message's work does not grow with the state)."""
+        return {k: v for k, v in self.state(tenant).items() if _jsonable(v) and not k.startswith("_")}
 
     def app(self) -> web.Application | None:
         """An optional sub-application of the simulator's own (mounted under /sim/{actor})."""

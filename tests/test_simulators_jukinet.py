@@ -237,6 +237,33 @@ async def test_resident_code_change(port: FakePort, people: list[Resident], case
     assert txt(found.response.body, "Result/Status") == ("accepted" if case == "free" else "not-found")
 
 
+async def test_one_persons_entry_is_what_the_whole_view_says_without_building_it(
+        port: FakePort, people: list[Resident]) -> None:
+    """Queries by 住民票コード and 符号 requests read one person (``NationalSimulator.entry``); across seeds,
+    peers, the prefecture and chained code changes that must equal the whole view's entry, and it must not
+    build every person's entry (that made a national day's run quadratic)."""
+    national = port.sims["national"]
+    assert isinstance(national, NationalSimulator)
+    national.seed(T, "residents", {"xml": residents_xml(people[2])})
+    port.sims["peer"].seed(T, "residents", {"xml": residents_xml(people[3]), "lg_code": "012238"})
+    await notify(port, people[0], 1)
+    await notify(port, people[1], 1)
+    first, second = make_juminhyo_code("1234509876"), make_juminhyo_code("2234509876")
+    for i, (old, new) in enumerate([(people[0].juminhyo_code, first), (first, second),
+                                    (people[2].juminhyo_code, people[1].juminhyo_code)]):
+        await port.inject(JUKI, CS, "ResidentCodeChange", code_change(old, new, f"RC-{i}"), T)
+    view = national.view(T)
+    codes = national.known_codes(T) | {r.juminhyo_code for r in people} | {make_juminhyo_code("3234509876")}
+    assert second in view and first not in view and people[0].juminhyo_code not in view
+    for sim in ("pref", "peer"):  # from here on, building every person's entry fails the test
+        port.sims[sim].identities = None
+    for code in sorted(codes):
+        assert national.entry(T, code) == view.get(code), code
+    res = await port.inject(COUNTER, CS, "IdentityQuery", query(jc=people[0].juminhyo_code), T)
+    assert res.response is not None and txt(res.response.body, "Result/Status") == "accepted"
+    assert [txt(i, "JuminhyoCode") for i in res.response.body.iter("{*}Identity")] == [second]
+
+
 # --- 符号 ------------------------------------------------------------------------------------------------
 async def test_symbol_for_a_known_person_is_stable_and_unknown_is_not_found(port: FakePort,
                                                                              people: list[Resident]) -> None:

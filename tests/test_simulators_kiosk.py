@@ -10,7 +10,7 @@ from datetime import datetime
 
 import pytest
 from lxml import etree
-from test_simulators_support import JST, SUT, FakePort
+from test_simulators_support import JST, SUT, FakePort, forbid_scans
 
 from conformance.codec import address_el, jdate_el, name_el
 from conformance.model import Resident
@@ -71,6 +71,7 @@ def operation(serial: str = SERIAL, pin: bool = True, copies: int = 1, op: str =
 
 
 async def test_certificate_is_printed_with_pages_and_digest(port: FakePort, person: Resident) -> None:
+    forbid_scans(port.sims["kiosk"], T, "operations")  # linked to its request through the index
     res = await port.inject(RESIDENT, KIOSK, "KioskOperation", operation(copies=2), T)
     assert [m.header.message_type for m in port.sent] == CHAIN
     assert [m.arrow for m in port.sent] == [33, 26, 20, 19, 25, 32]
@@ -86,6 +87,8 @@ async def test_certificate_is_printed_with_pages_and_digest(port: FakePort, pers
     assert (person.name.kanji or "").encode("utf-16-be").hex().upper().encode() in pdf
     kiosk = port.sims["kiosk"].snapshot(T)["requests"]
     assert [r["printed"] for r in kiosk.values()] == [True]
+    ops = port.sims["kiosk"].state(T)["operations"]
+    assert ops[txt(port.last("KioskOperation").body, "OperationNo")]["request_no"] == next(iter(kiosk))
 
 
 @pytest.mark.parametrize(("case", "code", "relayed"), [

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 from lxml import etree
-from test_simulators_support import SUT, FakePort, change, identity_notice, sync_symbol_catalogue
+from test_simulators_support import SUT, FakePort, change, forbid_scans, identity_notice, sync_symbol_catalogue
 
 from conformance.codec import resident_el
 from conformance.model import Resident
@@ -60,6 +60,7 @@ async def test_addressee_record_provisions_the_intermediate_without_my_number(po
 
 async def test_the_same_person_keeps_one_addressee_number(port: FakePort, people: list[Resident]) -> None:
     a, b = people
+    forbid_scans(port.sims["addressee"], T, "by_no")  # a person's number through the index, not a scan
     await port.inject(JUKI, ADDRESSEE, "AddresseeRecord", record(a, 1, "AR-1"), T)
     await port.inject(JUKI, ADDRESSEE, "AddresseeRecord", record(replace(a, relationship="子"), 2, "AR-2"), T)
     await port.inject(JUKI, ADDRESSEE, "AddresseeRecord", record(b, 1, "AR-3"), T)

@@ -41,6 +41,7 @@ class AddresseeSimulator(SimBase, actor="addressee"):
         return {
             "records": {},  # 住民票コード -> {"resident", "change", "addressee_no", "message_id", "reason"}
             "by_no": {},  # 宛名番号 -> 住民票コード
+            "_no_by_code": {},  # 住民票コード -> 宛名番号 (the index of by_no)
             "symbols": {},  # 宛名番号 -> 符号
             "symbol_requests": {},  # RequestNo -> {"addressee_no", "status", "symbol"}
             "provisions_sent": 0,
@@ -52,15 +53,16 @@ class AddresseeSimulator(SimBase, actor="addressee"):
         rec = st["records"].get(jc)
         if rec is not None:
             return str(rec["addressee_no"])
-        for no, code in st["by_no"].items():
-            if code == jc:
-                return str(no)
+        no = st["_no_by_code"].get(jc)
+        if no is not None and st["by_no"].get(no) == jc:
+            return str(no)
         attempt = 0
         while True:
             no = "AD" + stable_token("addressee", tenant or "", jc, str(attempt), n=10, alphabet=DIGITS)
             attempt += 1
             if no not in st["by_no"]:
                 st["by_no"][no] = jc
+                st["_no_by_code"][jc] = no
                 return no
 
     def _record(self, tenant: str | None, msg: Message) -> dict[str, Any] | None:

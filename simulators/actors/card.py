@@ -63,6 +63,18 @@ def _iso(s: str | None) -> date | None:
         return None
 
 
+def _index(st: dict[str, Any], jc: str, card_no: str) -> None:
+    held = st["_by_code"].get(jc, ())
+    if card_no not in held:
+        st["_by_code"][jc] = (*held, card_no)
+
+
+def _held_by(st: dict[str, Any], jc: str) -> list[dict[str, Any]]:
+    """The cards held by ``jc`` (through the index: a card issuance must not read every card)."""
+    cards = (st["cards"].get(no) for no in st["_by_code"].get(jc, ()))
+    return [c for c in cards if c is not None and c["juminhyo_code"] == jc]
+
+
 class CardSimulator(SimBase, actor="card"):
     """J-LIS card management."""
 
@@ -70,6 +82,7 @@ class CardSimulator(SimBase, actor="card"):
         return {
             "cards": {},  # CardNo -> card record
             "by_serial": {},  # CertSerial -> CardNo
+            "_by_code": {},  # 住民票コード -> CardNos (the index of cards by holder)
             "applications": {},  # ApplicationNo -> {"status", "code", "detail", "card_no"}
             "changes": {},  # ChangeNo -> {"status", "code", "card_status"}
             "destinations": {},  # 住民票コード -> [NoticeDestination summaries]
@@ -98,12 +111,13 @@ class CardSimulator(SimBase, actor="card"):
             attempt += 1
             if card_no not in st["cards"] and serial not in st["by_serial"]:
                 break
-        for other in st["cards"].values():
-            if other["juminhyo_code"] == jc and other["status"] == ACTIVE:
+        for other in _held_by(st, jc):
+            if other["status"] == ACTIVE:
                 other["status"] = "廃止"
                 other["status_reason"] = "再交付"
         issued = _iso(txt(body, "HandoverDate")) or date(2000, 1, 1)
         identity = child(body, "Identity")
+        _index(st, jc, card_no)
         st["cards"][card_no] = {
             "card_no": card_no, "cert_serial": serial, "juminhyo_code": jc, "my_number": number,
             "identity": to_xml(identity) if identity is not None else None, "status": ACTIVE,
@@ -279,6 +293,7 @@ class CardSimulator(SimBase, actor="card"):
                                    or valid_until(birth, date.fromisoformat(issued)).isoformat()),
                 "application_no": c.get("application_no"), "continued_use_deadline": None,
             }
+            _index(st, jc, card["card_no"])
             st["cards"][card["card_no"]] = card
             st["by_serial"][card["cert_serial"]] = card["card_no"]
             self.register(tenant, card["card_no"], card["cert_serial"], jc, card["my_number"])

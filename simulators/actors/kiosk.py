@@ -38,6 +38,7 @@ class KioskSimulator(SimBase, actor="kiosk"):
         return {
             "operations": {},  # OperationNo -> {"request_no", "serial", "kiosk_id", "pin_ok", "message_id"}
             "requests": {},  # RequestNo -> {"operation_no", "status", "code", "pages", "sha256", "printed"}
+            "_by_message": {},  # MessageId of a KioskOperation -> its OperationNo (the index of operations)
         }
 
     def apply(self, msg: Message, direction: str) -> None:
@@ -49,14 +50,16 @@ class KioskSimulator(SimBase, actor="kiosk"):
                                             "sha256": None, "printed": False,
                                             "correlation_id": msg.header.correlation_id})
             op = msg.header.correlation_id
-            if op:
-                for o in st["operations"].values():
-                    if o["message_id"] == op:
-                        o["request_no"] = rno
+            o = st["operations"].get(st["_by_message"].get(op)) if op else None
+            if o is not None and o["message_id"] == op:
+                o["request_no"] = rno
         elif direction == "in" and typ == "KioskOperation":
-            st["operations"].setdefault(txt(body, "OperationNo") or msg.header.message_id, {
-                "request_no": None, "serial": txt(body, "CertSerial"), "kiosk_id": txt(body, "KioskId"),
-                "pin_ok": txt(body, "PinOk") in ("true", "1"), "message_id": msg.header.message_id})
+            key = txt(body, "OperationNo") or msg.header.message_id
+            if key not in st["operations"]:
+                st["operations"][key] = {
+                    "request_no": None, "serial": txt(body, "CertSerial"), "kiosk_id": txt(body, "KioskId"),
+                    "pin_ok": txt(body, "PinOk") in ("true", "1"), "message_id": msg.header.message_id}
+                st["_by_message"][msg.header.message_id] = key
         elif direction == "in" and typ == "CertificateImage":
             req = st["requests"].setdefault(txt(body, "RequestNo") or "", {
                 "operation_no": None, "status": None, "code": None, "pages": None, "sha256": None,

@@ -17,6 +17,7 @@ the CS relay), else its MessageId.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -53,6 +54,15 @@ def _el(xml: str) -> etree._Element:
     return parse(xml)
 
 
+def _recoded(entry: dict[str, Any], new: str) -> dict[str, Any]:
+    """An entry moved to its new 住民票コード (ResidentCodeChange): the identity carries the new code."""
+    ident = deep(_el(entry["identity"]))
+    jc_el = child(ident, "JuminhyoCode")
+    if jc_el is not None:
+        jc_el.text = new
+    return {**entry, "identity": to_xml(ident), **identity_keys(ident)}
+
+
 def _keys(entry: dict[str, Any]) -> dict[str, Any]:
     """The search keys of a store entry (computed from its XML when a store did not keep them)."""
     if "my_number" in entry and "kana" in entry:
@@ -81,29 +91,57 @@ class NationalSimulator(SimBase, actor="national"):
         st = self.state(tenant)
         seeded = {jc: {"change": None, "deleted": False, **e} for jc, e in st["identities"].items()}
         out: list[dict[str, dict[str, Any]]] = [seeded]
-        peer = sibling(self.port, "peer")
-        if peer is not None and hasattr(peer, "identities"):
-            out.append(peer.identities(tenant))
-        pref = sibling(self.port, "pref")
-        if pref is not None and hasattr(pref, "identities"):
-            out.append(pref.identities(tenant))
+        for actor in ("peer", "pref"):
+            sim = sibling(self.port, actor)
+            if sim is not None and hasattr(sim, "identities"):
+                out.append(sim.identities(tenant))
         return out
 
+    def _lookups(self, tenant: str | None) -> list[Callable[[str], dict[str, Any] | None]]:
+        """``_sources`` one code at a time, from the strongest to the weakest."""
+        st = self.state(tenant)
+
+        def seeded(jc: str) -> dict[str, Any] | None:
+            e = st["identities"].get(jc)
+            return None if e is None else {"change": None, "deleted": False, **e}
+
+        out: list[Callable[[str], dict[str, Any] | None]] = []
+        for actor in ("pref", "peer"):
+            sim = sibling(self.port, actor)
+            if sim is not None and hasattr(sim, "identity"):
+                out.append(lambda jc, sim=sim: sim.identity(tenant, jc))  # type: ignore[misc]
+        return [*out, seeded]
+
     def view(self, tenant: str | None) -> dict[str, dict[str, Any]]:
-        """住民票コード -> {"identity": xml, "change": xml | None, "deleted": bool}, code changes applied."""
+        """住民票コード -> {"identity": xml, "change": xml | None, "deleted": bool}, code changes applied.
+        Builds every person's entry: for one person, ``entry``."""
         merged: dict[str, dict[str, Any]] = {}
         for src in self._sources(tenant):
             merged.update(src)
         for old, new in self.state(tenant)["code_changes"].items():
             entry = merged.get(old)
             if entry is not None and new not in merged:
-                ident = deep(_el(entry["identity"]))
-                jc_el = child(ident, "JuminhyoCode")
-                if jc_el is not None:
-                    jc_el.text = new
-                merged[new] = {**entry, "identity": to_xml(ident), **identity_keys(ident)}
+                merged[new] = _recoded(entry, new)
             merged.pop(old, None)
         return merged
+
+    def entry(self, tenant: str | None, code: str) -> dict[str, Any] | None:
+        """``view(tenant).get(code)``, reading only the codes involved: a national day's queries and 附票
+        symbols must not cost a pass over every person (they did: quadratic over a long run)."""
+        lookups = self._lookups(tenant)
+        known: dict[str, dict[str, Any] | None] = {}
+
+        def get(jc: str) -> dict[str, Any] | None:
+            if jc not in known:
+                known[jc] = next((e for e in (f(jc) for f in lookups) if e is not None), None)
+            return known[jc]
+
+        for old, new in self.state(tenant)["code_changes"].items():  # as view() applies them, in order
+            e = get(old)
+            if e is not None and get(new) is None:
+                known[new] = _recoded(e, new)
+            known[old] = None
+        return get(code)
 
     def _current_code(self, tenant: str | None, jc: str) -> str:
         changes = self.state(tenant)["code_changes"]
@@ -132,21 +170,20 @@ class NationalSimulator(SimBase, actor="national"):
     # --- queries -------------------------------------------------------------------------------------------
     def query(self, tenant: str | None, body: etree._Element) -> etree._Element:
         """IdentityQuery -> IdentityQueryResult (by 住民票コード, 個人番号, or kana + birth date [+ sex])."""
-        view = self.view(tenant)
         hits: list[dict[str, Any]] = []
         jc = txt(body, "JuminhyoCode")
         number = txt(body, "MyNumber")
         attrs = child(body, "Attributes")
         if jc:
-            entry = view.get(self._current_code(tenant, jc))
+            entry = self.entry(tenant, self._current_code(tenant, jc))
             hits = [entry] if entry else []
         elif number:
-            hits = [e for e in view.values() if _keys(e)["my_number"] == number]
+            hits = [e for e in self.view(tenant).values() if _keys(e)["my_number"] == number]
         elif attrs is not None:
             kana = kana_key(txt(attrs, "NameKana"))
             birth = jdate_key(child(attrs, "BirthDate"))
             sex = txt(attrs, "Sex")
-            for e in view.values():
+            for e in self.view(tenant).values():
                 k = _keys(e)
                 if kana and kana in k["kana"] and k["birth"] == birth and (not sex or k["sex"] == sex):
                     hits.append(e)
@@ -273,7 +310,7 @@ class NationalSimulator(SimBase, actor="national"):
         jc = self._current_code(tenant, txt(body, "JuminhyoCode") or "")
         out = E.SymbolAcquisitionResult(E.RequestNo(txt(body, "RequestNo") or "R"))
         addressee_no = txt(body, "AddresseeNo")
-        if jc not in self.view(tenant):
+        if self.entry(tenant, jc) is None:
             out.append(result_el("not-found", "NAT-NOT-FOUND", f"住民票コード {jc} は記録されていません"))
             if addressee_no:
                 out.append(E.AddresseeNo(addressee_no))

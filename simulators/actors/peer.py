@@ -97,6 +97,10 @@ def _jdate(d: date, tag: str) -> etree._Element:
     return el
 
 
+def _entry(r: dict[str, Any]) -> dict[str, Any]:
+    return {"identity": r["identity"], "change": None, "deleted": r["status"] == "消除", **r.get("keys", {})}
+
+
 class PeerSimulator(SimBase, actor="peer"):
     """Other municipalities (one state per lgCode, inside each tenant)."""
 
@@ -151,9 +155,17 @@ class PeerSimulator(SimBase, actor="peer"):
         out: dict[str, dict[str, Any]] = {}
         for m in self.state(tenant)["municipalities"].values():
             for jc, r in m["residents"].items():
-                out[jc] = {"identity": r["identity"], "change": None, "deleted": r["status"] == "消除",
-                           **r.get("keys", {})}
+                out[jc] = _entry(r)
         return out
+
+    def identity(self, tenant: str | None, jc: str) -> dict[str, Any] | None:
+        """``identities(tenant).get(jc)`` without building the others (the last municipality holding it)."""
+        found = None
+        for m in self.state(tenant)["municipalities"].values():
+            r = m["residents"].get(jc)
+            if r is not None:
+                found = r
+        return None if found is None else _entry(found)
 
     # --- 転出証明書情報 -----------------------------------------------------------------------------------
     def _find(self, m: dict[str, Any], subject: etree._Element) -> dict[str, Any] | None:

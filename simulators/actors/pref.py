@@ -159,10 +159,21 @@ class PrefSimulator(SimBase, actor="pref"):
         """Latest 本人確認情報 per current 住民票コード: {"identity", "change" (xml or None), "deleted"}."""
         out: dict[str, dict[str, Any]] = {}
         for jc, p in self.state(tenant)["persons"].items():
-            if p[IDENTITY] is None or p[CHANGED_TO]:
-                continue
-            out[jc] = {"identity": p[IDENTITY], "change": p[CHANGE], "deleted": p[DELETED], **dict(p[KEYS])}
+            entry = _entry(p)
+            if entry is not None:
+                out[jc] = entry
         return out
+
+    def identity(self, tenant: str | None, jc: str) -> dict[str, Any] | None:
+        """``identities(tenant).get(jc)`` without building the others (a query names one person)."""
+        p = self.state(tenant)["persons"].get(jc)
+        return None if p is None else _entry(p)
+
+
+def _entry(p: Person) -> dict[str, Any] | None:
+    if p[IDENTITY] is None or p[CHANGED_TO]:
+        return None
+    return {"identity": p[IDENTITY], "change": p[CHANGE], "deleted": p[DELETED], **dict(p[KEYS])}
 
 
 def _replaced(p: Person, field: int, value: Any) -> Person:
