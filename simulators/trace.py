@@ -606,16 +606,25 @@ class TraceStore:
 
     async def _follow(self, filters: Mapping[str, Any], since_seq: int, stop: Callable[[], bool] | None,
                       poll: float = 1.0) -> AsyncGenerator[TraceRecord, None]:
-        """``subscribe``'s loop; with ``stop``, also ends once ``stop()`` is true (checked on every wake
-        and at least every ``poll`` seconds), so an HTTP follower whose client left does not linger."""
+        """``subscribe``'s loop, a record at a time (see ``_follow_pages``)."""
+        async with contextlib.aclosing(self._follow_pages(filters, since_seq, stop, poll)) as pages:
+            async for page in pages:
+                for rec in page:
+                    yield rec
+
+    async def _follow_pages(self, filters: Mapping[str, Any], since_seq: int, stop: Callable[[], bool] | None,
+                            poll: float = 1.0) -> AsyncGenerator[list[TraceRecord], None]:
+        """The records committed since ``since_seq`` as they come, in pages (whatever is there at each wake);
+        with ``stop``, also ends once ``stop()`` is true (checked on every wake and at least every ``poll``
+        seconds), so an HTTP follower whose client left does not linger. Pages let the HTTP stream write
+        what it has in one go rather than a write (a system call) per record."""
         last = since_seq
         while True:
             changed = self._changed  # taken before reading: a commit after the read sets this event
             page = self._read(filters, last, _PAGE)
-            for rec in page:
-                last = rec.seq
-                yield rec
             if page:
+                last = page[-1].seq
+                yield page
                 continue
             if not self._open or (stop is not None and stop()):
                 return

@@ -92,9 +92,10 @@ async def _stream(request: web.Request) -> web.StreamResponse:
     assert task is not None
     active.add(task)
     try:
-        async with contextlib.aclosing(store._follow(flt, since, gone)) as records:
-            async for rec in records:
-                await resp.write(json.dumps(record_to_json(rec), ensure_ascii=False).encode("utf-8") + b"\n")
+        async with contextlib.aclosing(store._follow_pages(flt, since, gone)) as pages:
+            async for page in pages:  # one write per page: a busy trace is not a system call per record
+                await resp.write("".join(json.dumps(record_to_json(rec), ensure_ascii=False) + "\n"
+                                         for rec in page).encode("utf-8"))
         if not gone():
             await resp.write_eof()
     except ConnectionError:  # the follower went away mid-write
