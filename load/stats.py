@@ -17,6 +17,7 @@ API::
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -29,6 +30,11 @@ from conformance.errors import fail
 
 STATUSES = ("ok", "late", "error", "dropped", "unsent")
 PCTS = (50.0, 95.0, 99.0)
+
+
+def _rank(ordered: list[float], pct: float) -> float:
+    """The nearest-rank percentile of sorted values."""
+    return ordered[max(0, min(len(ordered) - 1, math.ceil(pct / 100.0 * len(ordered)) - 1))]
 
 
 def _hist() -> HdrHistogram:
@@ -111,12 +117,16 @@ class Stats:
         return out
 
     def series(self, width: float = 1.0) -> dict[str, Any]:
-        """Per ``width``-second bucket of intended time: completions, drops/late, errors and percentiles."""
+        """Per ``width``-second bucket of intended time: completions, drops/late, errors and percentiles.
+
+        The percentiles of a bucket are exact (nearest rank over its sorted cascade times): a list of
+        floats per bucket costs a few bytes a cascade, where a histogram per bucket and function cost
+        ≈ 185 KB each — a gigabyte for a national day in 10-s buckets."""
         if not self.rows:
             return {"t": [], "completed": [], "dropped": [], "late": [], "errors": [], "functions": {}}
         n = int(max(r.intended for r in self.rows) // width) + 1
         comp, drop, late, errs = [0] * n, [0] * n, [0] * n, [0] * n
-        hists: dict[str, list[HdrHistogram | None]] = {}
+        times: dict[str, list[list[float] | None]] = {}
         for r in self.rows:
             b = int(r.intended // width)
             if r.status in ("ok", "late"):
@@ -129,19 +139,20 @@ class Stats:
                 errs[b] += 1
             v = r.latency
             if v is not None:
-                hs = hists.setdefault(r.function, [None] * n)
-                if hs[b] is None:
-                    hs[b] = _hist()
-                h = hs[b]
-                assert h is not None
-                h.record_value(max(1, int(v * 1e6)))
+                ts = times.setdefault(r.function, [None] * n)
+                bucket = ts[b]
+                if bucket is None:
+                    bucket = ts[b] = []
+                bucket.append(v)
         fns: dict[str, dict[str, list[float | None]]] = {}
-        for fn, hs in sorted(hists.items()):
+        for fn, ts in sorted(times.items()):
             fns[fn] = {k: [] for k in ("p50", "p95", "p99", "max")}
-            for h in hs:
+            for vals in ts:
+                if vals is not None:
+                    vals.sort()
                 for p in PCTS:
-                    fns[fn][f"p{p:g}"].append(None if h is None else h.get_value_at_percentile(p) / 1e6)
-                fns[fn]["max"].append(None if h is None else h.get_max_value() / 1e6)
+                    fns[fn][f"p{p:g}"].append(None if vals is None else _rank(vals, p))
+                fns[fn]["max"].append(None if vals is None else vals[-1])
         return {"t": [i * width for i in range(n)], "completed": comp, "dropped": drop, "late": late,
                 "errors": errs, "functions": fns}
 

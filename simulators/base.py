@@ -74,9 +74,11 @@ class GatewayPort(Protocol):
 #: message.
 UNTENANTED_CAP = 20_000
 #: The same for a tenant's state. A scenario's tenant never comes near it; a load run's tenant lives for
-#: the whole run (a national peak day is ≈ 500,000 cascades) and must not grow with it either. Cascades
-#: finish within seconds, so what is forgotten is long done.
-TENANT_CAP = 100_000
+#: the whole run and must not grow with it either, yet must remember every person the day still acts on:
+#: a national peak day records ≈ 140,000 fixture persons before its clock starts (each acted on hours
+#: later: a prefecture that had forgotten one refuses its next 本人確認情報通知 as out of order) and
+#: ≈ 60,000 more through 転入 — ≈ 200,000, so twice that is kept (a person ≈ 1.5 KB in a map).
+TENANT_CAP = 400_000
 
 
 class CappedDict(OrderedDict[Any, Any]):

@@ -164,6 +164,16 @@ def test_percentiles_are_exact_from_the_intended_time() -> None:
     assert _stats().totals() == {"actions": 101, "ok": 100, "late": 0, "error": 0, "dropped": 1, "unsent": 0}
 
 
+def test_percentiles_over_time_are_exact_per_bucket() -> None:
+    series = _stats().series(10.0)
+    move_in = series["functions"]["move_in"]
+    assert len(series["t"]) == 10 and series["completed"] == [10] * 10 and series["dropped"][0] == 1
+    # bucket k holds the cascades of 0.01·(10k+1) … 0.01·(10k+10) s: nearest rank of 10 values
+    assert move_in["p50"] == pytest.approx([0.01 * (10 * k + 5) for k in range(10)])
+    assert move_in["p95"] == move_in["p99"] == move_in["max"] == pytest.approx([0.1 * (k + 1) for k in range(10)])
+    assert "copy" not in series["functions"]  # a dropped action has no cascade time
+
+
 @pytest.mark.parametrize(("text", "ok"), [
     ("p95<1s", True), ("p95<1ms", False), ("move_in:p99<=995ms", True), ("max<900ms", False),
     ("dropped<1%", True), ("dropped<0.5%", False), ("copy:p95<1s", False),
