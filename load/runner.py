@@ -120,6 +120,11 @@ async def harness_and_sut(opts: LoadOptions, data_dir: Path, log_dir: Path | Non
 
     # a vendor's SUT sends to the gateway's configured port; our own SUTs learn an ephemeral one
     cfg = load_config(opts.config, data_dir=data_dir, port=None if opts.sut.startswith("http") else 0)
+    if cfg.gateway.tls_cert is not None:
+        raise fail("LOAD-TLS", "the load test drives the gateway over plain HTTP on 127.0.0.1 (its Locust "
+                   "processes and our own SUTs hold no CA for the gateway's certificate): run it with a config "
+                   "without [gateway] tls_cert; TLS itself is checked by `juki-harness certify` "
+                   "(docs/security.md)")
     if opts.sut in ("reference", "stub"):
         port = _free_port()
         url = f"http://127.0.0.1:{port}"

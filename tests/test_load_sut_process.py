@@ -22,6 +22,7 @@ from conformance.identifiers import make_my_number
 from load.report import bottleneck
 from load.runner import LoadOptions, LoadOutcome, harness_and_sut, locust_commands, sut_child
 from load.stats import Row, Stats
+from simulators.tls import make_certs
 
 MY_NUMBER = make_my_number("12345678901")  # a valid (synthetic) 個人番号
 
@@ -68,6 +69,21 @@ async def test_the_stub_child_is_wired_from_the_config_and_stopped_even_on_cance
         await task
     assert not _running(pids[0])
     assert "listening on" in (tmp_path / "sut.log").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("sut", ["stub", "http://127.0.0.1:9"])
+async def test_a_gateway_with_tls_is_refused_up_front_with_load_tls(tmp_path: Path, sut: str) -> None:
+    """Locust and our SUTs hold no CA for the gateway's certificate: say so before anything starts, rather
+    than a run whose every request fails on the certificate."""
+    make_certs(tmp_path / "certs", [])
+    cfg = tmp_path / "h.toml"
+    cfg.write_text(f'[gateway]\ntls_cert = "{tmp_path}/certs/gateway.pem"\n'
+                   f'tls_key = "{tmp_path}/certs/gateway-key.pem"\n', encoding="utf-8")
+    with pytest.raises(HarnessError) as err:
+        async with harness_and_sut(LoadOptions(sut=sut, config=str(cfg)), tmp_path / "data", tmp_path):
+            pytest.fail("the harness started")
+    assert err.value.findings[0].code == "LOAD-TLS" and "tls_cert" in err.value.findings[0].message
+    assert not (tmp_path / "sut.log").exists()
 
 
 async def test_a_child_that_dies_stops_the_run_naming_it_with_the_number_masked(tmp_path: Path) -> None:
