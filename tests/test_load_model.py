@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 
 from conformance.errors import HarnessError
-from load.model import FUNCTIONS, LoadModel, Scale
+from load.model import FUNCTIONS, Action, LoadModel, Scale
 from load.plan import DRIVEN, POOL_SIZE, POOLED, REQUIRED, WAITED, Planner, Tenant
 from load.stats import Row, Stats, parse_threshold
 
@@ -148,6 +148,16 @@ def test_every_process_builds_the_same_person_for_the_same_action() -> None:
     backward = {a.index: other.action(a)["jcode"] for a in reversed(sched[::2])}
     assert all(forward[i] == code for i, code in backward.items())
     assert [one.fixtures(a) != [] for a in sched] == [other.fixtures(a) != [] for a in sched]
+
+
+@pytest.mark.parametrize("fn", ["tenkyo", "kiosk", "special_move_in"])
+def test_two_actions_with_the_same_seed_get_their_own_person_and_key(fn: str) -> None:
+    """The schedule's seeds are 31 bits: a national day's 525,000 actions repeat some of them. Two actions
+    must still never share a person (the second 職権記載 would be refused) or a cascade key."""
+    planner = Planner(Tenant("T-x", "131016", ("011002", "473821")), PEAK, 12.0)
+    first, second = (planner.action(Action(100.0, fn, 4242, i)) for i in (7, 70_007))
+    assert first["jcode"] != second["jcode"]
+    assert {tuple(r) for r in first["require"]}.isdisjoint(tuple(r) for r in second["require"])
 
 
 def _stats() -> Stats:
