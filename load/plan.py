@@ -33,6 +33,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from conformance.envelope import build, header, new_id
+from conformance.identifiers import make_juminhyo_code, make_my_number
 from conformance.model import Resident
 from conformance.residents import FakerSeat, ResidentFactory, municipality_for
 from conformance.scenario import address_xml, counter_person_xml, jdate_xml, name_xml, resident_xml, subject_xml
@@ -141,7 +142,7 @@ class Planner:
     def _person(self, a: Action) -> tuple[Resident, ResidentFactory]:
         home = self._peer(a) if a.function == "special_move_in" else self.t.sut_lg
         f = ResidentFactory(_seed(a), home, hard_share=0.0, today=self.day, seat=self.b.people)
-        return replace(f.resident(), honseki=None, card_no=None, card_serial=None), f
+        return _numbered(f.resident(), a.index), f
 
     def pooled(self, fn: str, k: int) -> Resident:
         """Pooled person ``k`` of ``fn`` (copy, kiosk): nothing their cascades wait for is keyed by the person,
@@ -151,7 +152,7 @@ class Planner:
             # negative seeds: never an action's (``_seed``)
             f = ResidentFactory(-1 - POOL_SIZE * sorted(POOLED).index(fn) - k, self.t.sut_lg,
                                 hard_share=0.0, today=self.day, seat=self.b.people)
-            r = replace(f.resident(), honseki=None, card_no=None, card_serial=None)
+            r = _numbered(f.resident(), MAX_ACTIONS + POOL_SIZE * sorted(POOLED).index(fn) + k)
             if fn == "kiosk":
                 r = replace(r, card_no=f.p.card_no(), card_serial=f.p.cert_serial())
             self._pools[(fn, k)] = r
@@ -217,6 +218,18 @@ class Planner:
         require = [[arrow, mtype, key] for arrow, mtype in REQUIRED[a.function]]
         return {"i": a.index, "t": a.t / self.compress, "fn": a.function, "role": FUNCTIONS[a.function][0],
                 "steps": steps, "require": require, "jcode": r.juminhyo_code}
+
+
+#: actions a plan numbers persons for (a season of national days is ≈ 12 million)
+MAX_ACTIONS = 900_000_000
+
+
+def _numbered(r: Resident, n: int) -> Resident:
+    """``r`` with the 住民票コード and 個人番号 of person ``n`` of the run (valid check digits, one person
+    each): drawn at random, 140,000 fixture persons share a 住民票コード about once a national day, and the
+    SUT rightly refuses the second 職権記載 (ALREADY-RECORDED)."""
+    return replace(r, juminhyo_code=make_juminhyo_code(f"9{n:09d}"), my_number=make_my_number(f"9{n:010d}"),
+                   honseki=None, card_no=None, card_serial=None)
 
 
 def _seed(a: Action) -> int:

@@ -8,6 +8,7 @@ from datetime import date
 import pytest
 
 from conformance.errors import HarnessError
+from conformance.identifiers import is_valid_juminhyo_code
 from load.model import FUNCTIONS, Action, LoadModel, Scale
 from load.plan import DRIVEN, POOL_SIZE, POOLED, REQUIRED, WAITED, Planner, Tenant
 from load.stats import Row, Stats, parse_threshold
@@ -128,6 +129,8 @@ def test_plan_requires_the_routes_messages_and_fixtures_for_existing_persons() -
             ["OfficialCorrection", "MovingNotification"] if a.function == "peer_moveout_cert"
             else ["OfficialCorrection"] if own else [])
         assert all(act["jcode"] in st["body"] for st in fixtures)
+    persons = [act["jcode"] for act in actions if act["fn"] not in POOLED]
+    assert len(set(persons)) == len(persons) and all(map(is_valid_juminhyo_code, persons))  # one each
     pooled = [act for act in actions if act["fn"] in POOLED]
     assert sum(act["fn"] == "copy" for act in pooled) > POOL_SIZE  # the pool is exercised
     codes = {act["jcode"] for act in pooled}
