@@ -59,6 +59,10 @@ class Harness:
     async def seed(self, tenant: str, body: Mapping[str, Any]) -> Any:
         return (await self._json("POST", f"/control/tenants/{tenant}/seed", dict(body)))[1]
 
+    async def register(self, tenant: str, values: list[str]) -> None:
+        """Identifiers whose messages belong to ``tenant`` for as long as it lives (``POST …/register``)."""
+        await self._json("POST", f"/control/tenants/{tenant}/register", {"values": values})
+
     async def send(self, tenant: str, body: Mapping[str, Any]) -> dict[str, Any]:
         _, data = await self._json("POST", f"/control/tenants/{tenant}/send", dict(body),
                                    ok=range(200, 600))

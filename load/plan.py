@@ -18,6 +18,7 @@ API::
     planner.centre_cards(actions) -> [(住民票コード, cert serial)]   kiosk users' cards, to register with the
                                              centre once the SUT has given their persons a 識別番号
     planner.action(action) -> {"i", "t" (run seconds), "fn", "role", "steps", "require", "jcode"}
+    planner.ids(action) -> (住民票コード, 個人番号)   of its person, registered with the tenant before the run
     Step = {"kind": "counter", "body": envelope text} | {"kind": "send", "body": control /send JSON}
          | {"kind": "wait", "arrow": n, "type": T, "key": K}   until the message of type T on arrow n whose body
                                    holds K has been delivered to the SUT (its delivery record is in the trace)
@@ -158,6 +159,12 @@ class Planner:
             self._pools[(fn, k)] = r
         return r
 
+    def ids(self, a: Action) -> tuple[str, str]:
+        """The 住民票コード and 個人番号 of ``a``'s person, without building it (persons are numbered)."""
+        if a.function in POOLED:
+            return _ids(MAX_ACTIONS + POOL_SIZE * sorted(POOLED).index(a.function) + a.index % POOL_SIZE)
+        return _ids(a.index)
+
     def _pool_keys(self, actions: Iterable[Action]) -> list[tuple[str, int]]:
         return sorted({(a.function, a.index % POOL_SIZE) for a in actions if a.function in POOLED})
 
@@ -224,12 +231,16 @@ class Planner:
 MAX_ACTIONS = 900_000_000
 
 
+def _ids(n: int) -> tuple[str, str]:
+    return make_juminhyo_code(f"9{n:09d}"), make_my_number(f"9{n:010d}")
+
+
 def _numbered(r: Resident, n: int) -> Resident:
     """``r`` with the 住民票コード and 個人番号 of person ``n`` of the run (valid check digits, one person
     each): drawn at random, 140,000 fixture persons share a 住民票コード about once a national day, and the
     SUT rightly refuses the second 職権記載 (ALREADY-RECORDED)."""
-    return replace(r, juminhyo_code=make_juminhyo_code(f"9{n:09d}"), my_number=make_my_number(f"9{n:010d}"),
-                   honseki=None, card_no=None, card_serial=None)
+    jcode, number = _ids(n)
+    return replace(r, juminhyo_code=jcode, my_number=number, honseki=None, card_no=None, card_serial=None)
 
 
 def _seed(a: Action) -> int:

@@ -120,6 +120,7 @@ def test_plan_requires_the_routes_messages_and_fixtures_for_existing_persons() -
         keyed_by_jcode = a.function not in ("kiosk", "wide_area_copy")  # their routes carry no 住民票コード
         assert all((code == act["jcode"]) is keyed_by_jcode for _, _, code in act["require"])
         assert act["t"] == pytest.approx(a.t / 600.0) and act["i"] == a.index
+        assert planner.ids(a)[0] == act["jcode"]
         assert all((st["arrow"], st["type"]) in WAITED for st in act["steps"] if st["kind"] == "wait")
         # one 職権記載 of the very person the action finds recorded (and a 転出 for a 転出証明書情報 request);
         # pooled persons (copy, kiosk) are recorded once for all their actions

@@ -11,16 +11,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+from datetime import date
 from pathlib import Path
 
 import aiohttp
 import psutil
 import pytest
 
+from conformance.engine import Harness
 from conformance.errors import HarnessError
 from conformance.identifiers import make_my_number
+from load.model import LoadModel, Scale
+from load.plan import Planner, Tenant
 from load.report import bottleneck
-from load.runner import LoadOptions, LoadOutcome, harness_and_sut, locust_commands, sut_child
+from load.runner import LoadOptions, LoadOutcome, harness_and_sut, locust_commands, run_setup, sut_child
 from load.stats import Row, Stats
 from simulators.tls import make_certs
 
@@ -69,6 +73,23 @@ async def test_the_stub_child_is_wired_from_the_config_and_stopped_even_on_cance
         await task
     assert not _running(pids[0])
     assert "listening on" in (tmp_path / "sut.log").read_text(encoding="utf-8")
+
+
+async def test_set_up_registers_every_persons_identifiers_with_the_load_tenant(tmp_path: Path) -> None:
+    """The SUT's messages belong to the load tenant by its persons' identifiers: registered before the
+    fixtures are sent, not only learned from traffic (a bounded window a national day's set-up outgrows)."""
+    sched = LoadModel.default().schedule(Scale.parse("municipality:300000"), date(2026, 3, 30), 5)[:30]
+    async with harness_and_sut(LoadOptions(sut="stub"), tmp_path / "data", tmp_path) as (rt, _), \
+            aiohttp.ClientSession() as session:
+        h = Harness(session, rt.gateway_url, rt.config.gateway.tokens.control)
+        t = await h.create_tenant("load", 2, 5)
+        tenant = Tenant(str(t["tenant"]), str(t["sut_lg"]), tuple(str(p["lg_code"]) for p in t["peers"]))
+        planner = Planner(tenant, date(2026, 3, 30), 600.0)
+        sent, errors = await run_setup(h, tenant, planner, sched, 4)
+        assert errors == [] and sent == sum(len(planner.fixtures(a)) for a in sched) + len(
+            planner.pool_fixtures(sched))
+        ids = {v for a in sched for v in planner.ids(a)}
+        assert {rt.gateway.tenant_by_id(v) for v in ids} == {tenant.tenant}
 
 
 @pytest.mark.parametrize("sut", ["stub", "http://127.0.0.1:9"])
