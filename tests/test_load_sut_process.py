@@ -75,6 +75,7 @@ async def test_the_stub_child_is_wired_from_the_config_and_stopped_even_on_cance
     assert "listening on" in (tmp_path / "sut.log").read_text(encoding="utf-8")
 
 
+@pytest.mark.slow  # a stub SUT child process and 30 actions' fixtures: seconds
 async def test_set_up_registers_every_persons_identifiers_with_the_load_tenant(tmp_path: Path) -> None:
     """The SUT's messages belong to the load tenant by its persons' identifiers: registered before the
     fixtures are sent, not only learned from traffic (a bounded window a national day's set-up outgrows)."""
