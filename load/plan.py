@@ -153,7 +153,7 @@ class Planner:
             # negative seeds: never an action's (``_seed``)
             f = ResidentFactory(-1 - POOL_SIZE * sorted(POOLED).index(fn) - k, self.t.sut_lg,
                                 hard_share=0.0, today=self.day, seat=self.b.people)
-            r = _numbered(f.resident(), MAX_ACTIONS + POOL_SIZE * sorted(POOLED).index(fn) + k)
+            r = _numbered(f.resident(), _pool_number(fn, k))
             if fn == "kiosk":
                 r = replace(r, card_no=f.p.card_no(), card_serial=f.p.cert_serial())
             self._pools[(fn, k)] = r
@@ -162,7 +162,7 @@ class Planner:
     def ids(self, a: Action) -> tuple[str, str]:
         """The 住民票コード and 個人番号 of ``a``'s person, without building it (persons are numbered)."""
         if a.function in POOLED:
-            return _ids(MAX_ACTIONS + POOL_SIZE * sorted(POOLED).index(a.function) + a.index % POOL_SIZE)
+            return _ids(_pool_number(a.function, a.index % POOL_SIZE))
         return _ids(a.index)
 
     def _pool_keys(self, actions: Iterable[Action]) -> list[tuple[str, int]]:
@@ -229,6 +229,11 @@ class Planner:
 
 #: actions a plan numbers persons for (a season of national days is ≈ 12 million)
 MAX_ACTIONS = 900_000_000
+
+
+def _pool_number(fn: str, k: int) -> int:
+    """The person number of pooled person ``k`` of ``fn``: above every action's."""
+    return MAX_ACTIONS + POOL_SIZE * sorted(POOLED).index(fn) + k
 
 
 def _ids(n: int) -> tuple[str, str]:
