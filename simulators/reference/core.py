@@ -49,7 +49,7 @@ from simulators.clock import JST
 from simulators.reference import defects
 from simulators.reference.config import RefConfig
 from simulators.reference.outbox import Outbox
-from simulators.reference.store import DELETED, MOVING_OUT, RESIDENT, Change, Person, Store
+from simulators.reference.store import DELETED, MOVING_OUT, RESIDENT, Change, Person, Store, address_key
 
 log = logging.getLogger("simulators.reference")
 _NSMAP: dict[Any, str] = {None: NS}
@@ -620,10 +620,11 @@ class Core:
             raise Refusal(f"{prefix}-DELETED", f"住民票コード {jcode}: the record is deleted (消除)")
         return p
 
-    def find_subject(self, subject: etree._Element | None) -> Person | None:
+    def find_subject(self, subject: etree._Element | None, *, at: Address | None = None) -> Person | None:
         """The person a SubjectType, KosekiPersonType or ApplicantType names.
 
-        By 住民票コード, else 個人番号, else 氏名 and 生年月日 (the latest record that matches).
+        By 住民票コード, else 個人番号, else 氏名 and 生年月日 (the latest record that matches; with ``at``,
+        the latest living there, where several residents share them).
         """
         if subject is None:
             return None
@@ -636,14 +637,21 @@ class Core:
         n_el, b_el = child(subject, "Name"), child(subject, "BirthDate")
         if n_el is None or b_el is None:
             return None
-        return self.by_name_birth(name_from(n_el), jdate_from(b_el))
+        return self.by_name_birth(name_from(n_el), jdate_from(b_el), at=at)
 
-    def by_name_birth(self, name: Name, birth: JDate, *, alive: bool = False) -> Person | None:
-        """The latest record with this 氏名 and 生年月日 (with ``alive``: not deleted)."""
-        for p in self.store.born_on(birth):
-            if same_name(p.r.name, name) and not (alive and p.status == DELETED):
-                return p
-        return None
+    def by_name_birth(self, name: Name, birth: JDate, *, alive: bool = False,
+                      at: Address | None = None) -> Person | None:
+        """The latest record with this 氏名 and 生年月日 (with ``alive``: not deleted; with ``at``: the latest
+        one not deleted at that address first — 氏名, 生年月日 and 住所 tell apart two residents whom the
+        first two alone do not, common among the 18-year-olds of a moving season)."""
+        found = [p for p in self.store.born_on(birth)
+                 if same_name(p.r.name, name) and not (alive and p.status == DELETED)]
+        if at is not None and len(found) > 1:
+            key = address_key(at)
+            here = [p for p in found if p.status != DELETED and address_key(p.r.address) == key]
+            if here:
+                return here[0]
+        return found[0] if found else None
 
     def members_moving(self, p: Person) -> list[Person]:
         """The person and household members who notified the same move-out (one 転出証明書)."""

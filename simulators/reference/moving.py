@@ -544,9 +544,10 @@ async def eapplication_process_op(core: Core, ctx: Ctx, op: etree._Element) -> O
     if dest.is_overseas or dest.lg_code == core.lg:
         raise Refusal("EAPP-DESTINATION", "an online 転出届 is for a move to another municipality in Japan")
     people = [child(app, "Applicant"), *app.iterfind(q("Member"))]
+    here = address_from(need(app, "CurrentAddress"))
     persons: list[Person] = []
     for a in people:
-        p = core.find_subject(a)
+        p = core.find_subject(a, at=here)
         if p is None or p.status != RESIDENT:
             n_el = child(a, "Name")
             who = name_text(name_from(n_el)) if n_el is not None else "?"

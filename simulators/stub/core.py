@@ -101,6 +101,10 @@ class StubLimits:
     attempts: int = 6
 
 
+def _spaceless(xml: str) -> str:
+    return "".join(xml.split())
+
+
 class Capped(OrderedDict[K, V], Generic[K, V]):
     """A dict that forgets its oldest entries beyond ``cap`` (every map of the stub is one)."""
 
@@ -124,7 +128,8 @@ class StubSut:
         self.port = cfg.port
         self.persons: Capped[str, Person] = Capped(lim.persons)
         self.by_idno: Capped[str, str] = Capped(lim.persons)
-        self.by_name: Capped[tuple[str, str], str] = Capped(lim.persons)
+        # 氏名+生年月日 -> 住民票コード of everyone recorded with them, the latest last
+        self.by_name: Capped[tuple[str, str], tuple[str, ...]] = Capped(lim.persons)
         self.by_mn: Capped[str, str] = Capped(lim.persons)
         self.by_rescard: Capped[str, str] = Capped(lim.persons)  # 在留カード等の番号 -> 住民票コード (F11)
         self.households: Capped[str, list[str]] = Capped(lim.persons)
@@ -313,7 +318,8 @@ class StubSut:
         if p.foreign is not None:
             self.by_rescard.put(text(p.foreign, "ResidenceCardNo") or "", p.code)
         born = western(p.birth)
-        self.by_name.put((squash(p.name), born.isoformat() if born else p.birth), p.code)
+        key = (squash(p.name), born.isoformat() if born else p.birth)
+        self.by_name.put(key, (*(c for c in self.by_name.get(key, ()) if c != p.code), p.code))
         if p.rel == "世帯主":
             self.head_at.put(p.addr, (p.hh, p.head))
 
@@ -321,8 +327,9 @@ class StubSut:
         codes = self.households.get(p.hh) or [p.code]
         return [m for m in (self.persons.get(c) for c in codes) if m is not None and m.status != DELETED]
 
-    def find(self, subject: str) -> Person | None:
-        """The person a SubjectType/ApplicantType names: 住民票コード, else 個人番号, else 氏名+生年月日."""
+    def find(self, subject: str, at: str | None = None) -> Person | None:
+        """The person a SubjectType/ApplicantType names: 住民票コード, else 個人番号, else 氏名+生年月日 (the
+        latest recorded; with ``at``, an address's contents, the latest not deleted living there first)."""
         code = text(subject, "JuminhyoCode")
         if code:
             return self.persons.get(code)
@@ -333,8 +340,13 @@ class StubSut:
         name, birth = inner(subject, "Name"), western(inner(subject, "BirthDate"))
         if name is None or birth is None:
             return None
-        code = self.by_name.get((squash(name), birth.isoformat()))
-        return self.persons.get(code) if code else None
+        codes = self.by_name.get((squash(name), birth.isoformat()), ())
+        if at is not None and len(codes) > 1:
+            for c in reversed(codes):
+                p = self.persons.get(c)
+                if p is not None and p.status != DELETED and _spaceless(p.addr) == _spaceless(at):
+                    return p
+        return self.persons.get(codes[-1]) if codes else None
 
     def alive(self, code: str | None, prefix: str, *, deleted_ok: bool = False) -> Person:
         p = self.persons.get(code or "")

@@ -534,9 +534,10 @@ async def eapplication_process_op(s: StubSut, ctx: Ctx, op: str) -> Answer:
     if not dest_lg or dest_lg == s.lg:
         raise Refusal("EAPP-DESTINATION", "an online 転出届 is for a move to another municipality in Japan")
     people = [inner(app, "Applicant") or "", *_MEMBER.findall(app)]
+    here = inner(app, "CurrentAddress")
     persons = []
     for a in people:
-        p = s.find(a)
+        p = s.find(a, at=here)
         if p is None or p.status != RESIDENT:
             raise Refusal("EAPP-UNKNOWN", f"{_name_text(inner(a, 'Name') or '')}: no such resident here")
         persons.append(p)
