@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from conformance.codec import address_el, jdate_el
+from conformance.codec import address_el, jdate_el, name_el
 from conformance.model import Address, JDate, Resident
 from conformance.residents import ResidentFactory
 from conformance.xmlsafe import q
@@ -117,6 +117,24 @@ def entry_notice(code: str) -> etree._Element:
         J.Subject(J.JuminhyoCode(code)),
         J.Entry(J.Kind("国民健康保険"), J.From("2026-04-01"), J.Number("123")),
     )
+
+
+def eapp(
+    app_id: str, r: Resident, submitted: str, planned: date, kind: str = "転出届・転入予約"
+) -> etree._Element:
+    """An EApplication (arrow 35) of ``r``, at ``r``'s address, to move to 大阪市."""
+    a = J.Applicant()
+    name_el("Name", r.name, a)
+    jdate_el("BirthDate", r.birth_date, a)
+    body = J.EApplication(J.ApplicationId(app_id), J.Kind(kind), J.SubmittedAt(submitted), J.LgCode(LG), a)
+    address_el("CurrentAddress", r.address, body)
+    body.append(J.PlannedMoveOutDate(planned.isoformat()))
+    address_el(
+        "Destination", Address(lg_code=PEER, prefecture="大阪府", city="大阪市", town="北区梅田"), body
+    )
+    body.append(J.CertSerial("0123456789ABCDEF0123"))
+    body.append(J.Signature("c2lnbmF0dXJl"))
+    return body
 
 
 # --- fixtures ---------------------------------------------------------------------------------------------

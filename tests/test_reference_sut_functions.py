@@ -5,11 +5,8 @@ The same stand-in gateway and fixtures as ``test_reference_sut.py`` (``reference
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from dataclasses import replace
 from datetime import date, timedelta
-from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -18,6 +15,7 @@ from reference_sut_support import (  # noqa: F401  (fixtures; sut overrides the 
     LG,
     PEER,
     code_only,
+    eapp,
     entry_notice,
     factory,
     gw,
@@ -42,7 +40,6 @@ from conformance.residents import ResidentFactory
 from conformance.rules import find_my_numbers
 from conformance.xmlsafe import q
 from simulators.reference import ReferenceSut
-from simulators.reference.config import RefConfig
 from simulators.reference.testing import E as J
 from simulators.reference.testing import (
     FakeGateway,
@@ -53,7 +50,6 @@ from simulators.reference.testing import (
     person_el,
     text,
 )
-from simulators.stub import start_stub_sut
 
 # ===================================================================== F08, F09, F13 市町村間の異動
 
@@ -653,23 +649,6 @@ async def test_f28_card_handover_prints_the_booking(
     )
 
 
-def eapp(
-    app_id: str, r: Resident, submitted: str, planned: date, kind: str = "転出届・転入予約"
-) -> etree._Element:
-    a = J.Applicant()
-    name_el("Name", r.name, a)
-    jdate_el("BirthDate", r.birth_date, a)
-    body = J.EApplication(J.ApplicationId(app_id), J.Kind(kind), J.SubmittedAt(submitted), J.LgCode(LG), a)
-    address_el("CurrentAddress", r.address, body)
-    body.append(J.PlannedMoveOutDate(planned.isoformat()))
-    address_el(
-        "Destination", Address(lg_code=PEER, prefecture="大阪府", city="大阪市", town="北区梅田"), body
-    )
-    body.append(J.CertSerial("0123456789ABCDEF0123"))
-    body.append(J.Signature("c2lnbmF0dXJl"))
-    return body
-
-
 async def test_f30_e_application_moves_out_and_tells_the_destination(
     gw: FakeGateway, sut: ReferenceSut, factory: ResidentFactory
 ) -> None:
@@ -720,38 +699,6 @@ async def test_f30_e_application_refusals(
     assert status(res) == ("refused", code)
     await gw.settle()
     assert gw.since(mark) == []
-
-
-@pytest.fixture(params=["reference", "stub"])
-async def either_sut(request: pytest.FixtureRequest, gw: FakeGateway, tmp_path: Path) -> AsyncIterator[None]:
-    """The reference SUT or the stub, each behind the stand-in gateway."""
-    cfg = RefConfig(gateway_url=gw.url, data_dir=tmp_path / "ref", retry_initial=0.02, retry_max=0.2)
-    async with AsyncExitStack() as stack:
-        if request.param == "reference":
-            gw.sut_url = (await stack.enter_async_context(ReferenceSut(cfg))).url
-        else:
-            gw.sut_url = (await stack.enter_async_context(start_stub_sut(cfg))).url
-        yield
-    assert not gw.invalid, [[f.for_people() for f in fs] for _, fs in gw.invalid]
-
-
-async def test_f30_an_applicant_is_told_apart_by_address_from_a_namesake(
-    gw: FakeGateway, either_sut: None, factory: ResidentFactory
-) -> None:
-    """Two residents with the same 氏名 and 生年月日 (common among a moving season's 18-year-olds): the
-    e-application's CurrentAddress says which one applied, though the other was recorded later."""
-    a = japanese(factory)
-    b = replace(japanese(factory), name=a.name, birth_date=a.birth_date)
-    assert a.address != b.address
-    await load(gw, a, b)
-    await gw.deliver("EApplication", eapp("EA-TWIN", a, "2026-03-28T21:00:00+09:00", DAY + timedelta(days=5)),
-                     sender=("portal", LG), receiver=("counter", LG))
-    mark = gw.mark()
-    res = await gw.counter(DAY, J.EApplicationProcessOp(J.ApplicationId("EA-TWIN")))
-    assert status(res) == ("accepted", None), etree.tostring(res, encoding="unicode")
-    await gw.settle()
-    [info] = gw.since(mark, "MoveOutCertInfo")
-    assert text(info.body, "Member/Resident/MyNumber") == a.my_number
 
 
 # ============================================================================ 和暦, characters
