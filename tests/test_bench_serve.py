@@ -60,8 +60,9 @@ def test_bench_peers_gateway_and_stub() -> None:
     assert set(r["targets"]) == {"gateway", "stub"}
     assert r["all_202"] and r["trace_verified"]
     assert r["gateway_over_mountebank"] is None
+    # the ratio is printed to 3 decimals: the bound is that rounding, however small the ratio
     assert r["gateway_over_stub"] == pytest.approx(r["targets"]["gateway"]["msgs_per_s"]
-                                                   / r["targets"]["stub"]["msgs_per_s"], rel=0.01)
+                                                   / r["targets"]["stub"]["msgs_per_s"], abs=5.1e-4)
     assert any("stub alone" in n for n in r["notes"])
 
 
