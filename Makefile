@@ -24,13 +24,17 @@ browser:
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; }
 
+# Two pytest workers (pytest-xdist), a test file each at a time (module fixtures are built once): the
+# suite's end-to-end runs are mostly one busy process, so two of them fill a 2-core machine.
+XDIST := -n 2 --dist loadfile
+
 # Everything (what CI runs): the fast set and the slow end-to-end runs.
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(XDIST)
 
 # The inner loop: everything but the tests marked slow (under 90 s on a 2-core machine).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q $(XDIST) -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
