@@ -342,9 +342,10 @@ class StubSut:
             return None
         codes = self.by_name.get((squash(name), birth.isoformat()), ())
         if at is not None and len(codes) > 1:
+            where = _spaceless(at)
             for c in reversed(codes):
                 p = self.persons.get(c)
-                if p is not None and p.status != DELETED and _spaceless(p.addr) == _spaceless(at):
+                if p is not None and p.status != DELETED and _spaceless(p.addr) == where:
                     return p
         return self.persons.get(codes[-1]) if codes else None
 
