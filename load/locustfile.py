@@ -32,6 +32,7 @@ from locust import LoadTestShape, User, events, task
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
+from load import connections
 from load.model import Action
 from load.plan import WAITED, Planner, Tenant
 
@@ -162,10 +163,7 @@ class Dispatcher:
         self.late = float(PLAN.get("late_ms", 100.0)) / 1000.0
         self.timeout = float(PLAN.get("cascade_timeout", 30.0))
         self.max_inflight = int(PLAN.get("max_inflight", 1000))
-        self.session = requests.Session()
-        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=max(10, self.max_inflight))
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        self.session = connections.session(float(PLAN.get("reuse_idle_s", 15.0)), max(10, self.max_inflight))
         self.follower = Follower(self.base, self.token, int(PLAN.get("since", 0)))
         self.results: list[list[Any]] = []
         self.inflight = 0

@@ -467,7 +467,10 @@ async def run_load(opts: LoadOptions, out: Callable[[str], None] = print) -> Loa
                    "gateway": rt.gateway_url, "token": rt.config.gateway.tokens.control,
                    "tenant": tenant.tenant, "since": since, "workers": max(1, opts.workers), "limit": limit,
                    "out": str(opts.out.resolve()), "late_ms": opts.late_ms, "cascade_timeout": opts.cascade_timeout,
-                   "max_inflight": opts.max_inflight}
+                   "max_inflight": opts.max_inflight,
+                   # pooled connections are not reused once idle for half the time after which the gateway
+                   # closes them (load.connections)
+                   "reuse_idle_s": rt.config.gateway.limits.idle_timeout / 2}
             for old in opts.out.glob("results-*.jsonl"):
                 old.unlink()
             plan_path = Path(tmp) / "plan.json"
