@@ -7,7 +7,7 @@ gateway replays the trace through ``apply`` only, so state is restored and nothi
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import itertools
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, ClassVar, Protocol
@@ -81,8 +81,15 @@ UNTENANTED_CAP = 20_000
 TENANT_CAP = 400_000
 
 
-class CappedDict(OrderedDict[Any, Any]):
-    """A dict that forgets its oldest entry once it holds ``cap`` entries."""
+class CappedDict(dict[Any, Any]):
+    """A dict that never holds more than ``cap`` entries: when an insert goes beyond it, the oldest eighth of
+    the entries is forgotten at once (amortised O(1) per insert).
+
+    Why a plain dict and not an OrderedDict popping one entry at a time: every full collection of the cyclic
+    collector visits each entry of a tracked map; an OrderedDict's visit covers each key as well as each
+    value, a dict with string keys only its values: half the visits for a national day's 400,000 persons."""
+
+    __slots__ = ("cap",)
 
     def __init__(self, cap: int, *args: Any, **kwargs: Any) -> None:
         self.cap = cap
@@ -90,13 +97,18 @@ class CappedDict(OrderedDict[Any, Any]):
 
     def __setitem__(self, key: Any, value: Any) -> None:
         super().__setitem__(key, value)
-        while len(self) > self.cap:
-            self.popitem(last=False)
+        if len(self) > self.cap:
+            for k in list(itertools.islice(dict.__iter__(self), max(1, self.cap // 8))):
+                super().__delitem__(k)
 
     def setdefault(self, key: Any, default: Any = None) -> Any:
         if key not in self:
             self[key] = default
         return self[key]
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for k, v in dict(*args, **kwargs).items():
+            self[k] = v
 
 
 class CappedList(list[Any]):
