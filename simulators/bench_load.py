@@ -149,12 +149,14 @@ async def closed_loop(host: str, port: int, reqs: list[bytes], connections: int)
 
 @dataclass
 class OpenResult:
-    """What a fixed-rate run saw: latencies (s, from the due time), late sends, the worst lateness."""
+    """What a fixed-rate run saw: latencies (s, from the due time), late sends, the worst lateness, and each
+    message's service time (s, from its actual send: what the target took, without the sender's lateness)."""
 
     latencies: list[float]
     late: int
     max_late_s: float
     elapsed_s: float
+    service: list[float]
 
 
 async def open_schedule(send: Callable[[int], Awaitable[Any]], n: int, rate: float, slots: int) -> OpenResult:
@@ -165,6 +167,7 @@ async def open_schedule(send: Callable[[int], Awaitable[Any]], n: int, rate: flo
     """
     sem = asyncio.Semaphore(slots)
     lat: list[float] = []
+    service: list[float] = []
     late = 0
     max_late = 0.0
     t0 = time.perf_counter() + 0.02
@@ -177,7 +180,9 @@ async def open_schedule(send: Callable[[int], Awaitable[Any]], n: int, rate: flo
                 late += 1
                 max_late = max(max_late, started - due)
             await send(i)
-        lat.append(time.perf_counter() - due)
+        done = time.perf_counter()
+        lat.append(done - due)
+        service.append(done - started)
 
     tasks: list[asyncio.Task[None]] = []
     for i in range(n):
@@ -187,7 +192,7 @@ async def open_schedule(send: Callable[[int], Awaitable[Any]], n: int, rate: flo
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(one(i, due)))
     await asyncio.gather(*tasks)
-    return OpenResult(lat, late, max_late, time.perf_counter() - t0)
+    return OpenResult(lat, late, max_late, time.perf_counter() - t0, service)
 
 
 async def open_loop(host: str, port: int, reqs: list[bytes], rate: float, connections: int

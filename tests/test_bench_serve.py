@@ -14,7 +14,7 @@ from simulators.bench_serve import bench_gateway, bench_peers, mountebank_bin
 GATEWAY_FIELDS = {
     "messages", "answers_by_status", "all_202", "busy_retries", "accepted", "accepted_msgs_per_s",
     "relays_per_message", "relays_recorded", "relays_expected", "sustained_msgs_per_s", "gateway_cpu_us_per_msg",
-    "latency_rate_msgs_per_s", "p50_ms", "p99_ms", "late_sends", "rss_mb_start", "rss_mb_after_10k",
+    "latency_rate_msgs_per_s", "p50_ms", "p99_ms", "service_p50_ms", "service_p99_ms", "late_sends", "rss_mb_start", "rss_mb_after_10k",
     "rss_mb_end", "trace_bytes_per_message", "rate_deciles_msgs_per_s", "loadavg", "trace_verified",
 }
 
@@ -30,6 +30,7 @@ def test_open_schedule_counts_late_sends_of_a_slow_target() -> None:
     assert res.late >= 30
     assert res.max_late_s > 0.2  # 40 messages, 2 at a time, 20 ms each: the last waits ~0.4 s minus 80 ms
     assert max(res.latencies) > 0.25  # measured from the due time, not from when the slot freed
+    assert len(res.service) == 40 and max(res.service) < 0.15  # the target's own time: 20 ms, not the queue
 
 
 def test_open_schedule_fast_target_has_no_late_sends() -> None:
