@@ -14,7 +14,8 @@ from simulators.bench_serve import bench_gateway, bench_peers, mountebank_bin
 GATEWAY_FIELDS = {
     "messages", "answers_by_status", "all_202", "busy_retries", "accepted", "accepted_msgs_per_s",
     "relays_per_message", "relays_recorded", "relays_expected", "sustained_msgs_per_s", "gateway_cpu_us_per_msg",
-    "latency_rate_msgs_per_s", "p50_ms", "p99_ms", "service_p50_ms", "service_p99_ms", "late_sends", "rss_mb_start", "rss_mb_after_10k",
+    "latency_rate_msgs_per_s", "p50_ms", "p99_ms", "service_p50_ms", "service_p99_ms", "late_sends",
+    "rss_mb_start", "rss_mb_after_10k",
     "rss_mb_end", "trace_bytes_per_message", "rate_deciles_msgs_per_s", "loadavg", "trace_verified",
 }
 
