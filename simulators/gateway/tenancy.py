@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import sys
-from array import array
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, cast
@@ -46,7 +44,7 @@ class TenancyMixin(GatewayBase):
         self._ids_of_tenant.setdefault(tenant, set()).add(value)
         seqs = self._pending_ids.pop(value, None)
         if seqs:
-            self._attribute_late(_unpack(seqs), tenant)
+            self._attribute_late(seqs, tenant)
 
     def _learn(self, tenant: str, value: str) -> None:
         """An identifier seen in a tenant's traffic: remembered in the capped map."""
@@ -54,7 +52,7 @@ class TenancyMixin(GatewayBase):
             return
         seqs = self._pending_ids.pop(value, None)
         if seqs:
-            self._attribute_late(_unpack(seqs), tenant)
+            self._attribute_late(seqs, tenant)
 
     def _attribute_late(self, seqs: Iterable[int], tenant: str) -> None:
         more: list[str] = []
@@ -67,7 +65,7 @@ class TenancyMixin(GatewayBase):
             for v in ids:
                 parked = self._pending_ids.get(v)
                 if parked is not None:
-                    rest = [s for s in _unpack(parked) if s != seq]
+                    rest = [s for s in parked if s != seq]
                     if rest:
                         self._pending_ids[v] = _seqs(rest)
                     else:
@@ -137,9 +135,11 @@ class TenancyMixin(GatewayBase):
         for v in keys:
             cur = parked.get(v)
             if cur is None:
-                parked[v] = _seqs((seq,))
+                parked[v] = (seq,)
+            elif type(cur) is list:
+                cur.append(seq)
             else:
-                cur += seq.to_bytes(8, sys.byteorder, signed=True)
+                parked[v] = _seqs([*cur, seq])
         if known is not None:  # registered while the record was being committed
             self._attribute_late([rec.seq], known)
 
@@ -152,7 +152,7 @@ class TenancyMixin(GatewayBase):
             return
         pending = self._pending_seq
         for v in list(self._pending_ids):
-            seqs = [s for s in _unpack(self._pending_ids[v]) if s in pending]
+            seqs = [s for s in self._pending_ids[v] if s in pending]
             if seqs:
                 self._pending_ids[v] = _seqs(seqs)
             else:
@@ -308,17 +308,13 @@ class TenancyMixin(GatewayBase):
         return d
 
 
-def _seqs(seqs: Iterable[int]) -> bytearray:
-    """The parked seqs of one identifier, packed as native 64-bit integers (``_unpack`` reads them back).
-
-    Why bytes: the cyclic collector tracks neither a bytearray nor a dict holding only strings and bytearrays, so
-    a full collection does not walk the parked map at all; a list per identifier (or a tuple, or an array,
-    which Python 3.11 also tracks) kept the map tracked and made every full collection visit each entry.
-    Appending stays O(1) (amortised)."""
-    return bytearray(array("q", seqs).tobytes())
+#: parked seqs of one identifier kept as a tuple up to this many (see ``_seqs``)
+SMALL_SEQS = 8
 
 
-def _unpack(packed: bytearray) -> list[int]:
-    a = array("q")
-    a.frombytes(packed)
-    return a.tolist()
+def _seqs(seqs: list[int]) -> tuple[int, ...] | list[int]:
+    """The parked seqs of one identifier: a tuple while few (the cyclic collector untracks a tuple of ints,
+    and tens of thousands of parked lists made every full collection ~40 ms longer); a list once it holds
+    more than ``SMALL_SEQS``, so an identifier that recurs in many records (a household head's 住民票コード)
+    is appended to in O(1) rather than copied each time."""
+    return tuple(seqs) if len(seqs) <= SMALL_SEQS else seqs
