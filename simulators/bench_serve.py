@@ -81,12 +81,13 @@ def _client_main(conn: Connection) -> None:
 
                 with _no_collector():
                     res, tally = await bl.open_loop(host, port, reqs, cmd["rate"], cmd["connections"])
-                h = HdrHistogram(1, 60_000_000, 3)
-                for s in res.latencies:
-                    h.record_value(max(1, int(s * 1e6)))
-                hs = HdrHistogram(1, 60_000_000, 3)
-                for s in res.service:
-                    hs.record_value(max(1, int(s * 1e6)))
+                def hist(seconds: list[float]) -> HdrHistogram:
+                    h = HdrHistogram(1, 60_000_000, 3)
+                    for s in seconds:
+                        h.record_value(max(1, int(s * 1e6)))
+                    return h
+
+                h, hs = hist(res.latencies), hist(res.service)
                 conn.send({"p50_ms": h.get_value_at_percentile(50) / 1000,
                            "service_p50_ms": hs.get_value_at_percentile(50) / 1000,
                            "service_p99_ms": hs.get_value_at_percentile(99) / 1000,
