@@ -13,7 +13,7 @@ from conftest import Control, identity_notice, person_of, post_msg
 from conformance.envelope import read_header
 from conformance.xmlsafe import parse
 from simulators.gateway.bounded import CappedMap, Seen
-from simulators.gateway.tenancy import SMALL_SEQS
+from simulators.gateway.tenancy import SMALL_SEQS, park, unpark
 from simulators.runtime import Runtime
 
 
@@ -26,6 +26,24 @@ def test_capped_map_forgets_the_oldest_first() -> None:
     assert m.setdefault("c", 99) == 2  # first value wins
     m.drop_where(lambda v: v != 3)
     assert "d" not in m and len(m) == 2
+
+
+def test_parked_seqs_come_and_go_in_constant_time_and_stay_untracked() -> None:
+    cur = None
+    for seq in range(SMALL_SEQS + 3):
+        cur = park(cur, seq)
+    small = park(None, 1)
+    gc.collect()  # a tuple is untracked at its first collection, a dict of ints never tracked
+    assert not gc.is_tracked(cur) and not gc.is_tracked(small)
+    assert isinstance(cur, dict) and list(cur) == list(range(SMALL_SEQS + 3))  # oldest first
+    assert list(unpark(cur, 0)) == list(range(1, SMALL_SEQS + 3))
+    assert unpark(park(park(None, 1), 2), 1) == (2,) and not unpark((2,), 2)
+
+
+def test_capped_map_put_returns_what_it_forgot() -> None:
+    m: CappedMap[int, str] = CappedMap(2)
+    assert m.put(1, "a") is None and m.put(2, "b") is None
+    assert m.put(3, "c") == (1, "a") and list(m.items()) == [(2, "b"), (3, "c")] and m.evicted == 1
 
 
 def test_seen_asks_the_trace_only_when_memory_forgot() -> None:
@@ -57,7 +75,9 @@ async def test_state_stays_bounded_and_an_old_duplicate_is_still_refused_deliver
         assert (await post_msg(http, harness, identity_notice(500 + i)))[0] == 202
     await asyncio.sleep(0.3)  # relays (cs -> pref) are sent too
     assert len(gw._accepted_ids._recent) <= 4 and len(gw._pending_seq) <= 8 and len(gw._learned) <= 8
-    assert len(gw._pending_ids) <= 2 * 8 + 3 * 8  # index entries of forgotten records are pruned
+    # the identifier index holds exactly the records still parked: a forgotten record leaves it at once
+    index = {(v, seq) for v, seqs in gw._pending_ids.items() for seq in seqs}
+    assert index == {(v, seq) for seq, keys in gw._pending_seq.items() for v in keys}
     mid = read_header(parse(first)).message_id
     relays_before = len(harness.store.query(arrow=5, correlation_id=mid))
     assert (await post_msg(http, harness, first))[0] == 202  # idempotent for the sender ...
@@ -99,8 +119,7 @@ async def test_long_lived_state_stays_out_of_the_cyclic_collectors_way(
         gc.collect()
     tracked = [jc for jc, p in persons.items() if gc.is_tracked(p)]
     assert not tracked, f"pref persons still tracked by the collector: {tracked[:3]}"
-    hot = [v for v in gw._pending_ids.values() if gc.is_tracked(v)]  # identifiers in many records: a list
-    assert len(hot) <= 3 and all(len(v) > SMALL_SEQS for v in hot), hot
+    assert not [v for v in gw._pending_ids.values() if gc.is_tracked(v)]
     snap = pref.snapshot(None)["persons"][person_of(700)]  # the control API still shows named fields
     assert snap["history"][0]["seq"] == 1 and snap["keys"]["sex"] in ("1", "2")
 

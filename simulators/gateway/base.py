@@ -103,9 +103,8 @@ class GatewayBase:
         self._ids_of_tenant: dict[str, set[str]] = {}
         self._learned: CappedMap[str, str] = CappedMap(LEARNED_IDS)
         self._tenant_by_lg: dict[str, str] = {}
-        # identifier -> seqs of records without tenant (a tuple while few: see tenancy._seqs)
-        self._pending_ids: dict[str, tuple[int, ...] | list[int]] = {}
-        self._prune_at = 0  # prune _pending_ids when it grows past this (doubling, so amortised O(1))
+        # identifier -> seqs of records without tenant (see tenancy.park)
+        self._pending_ids: dict[str, tuple[int, ...] | dict[int, None]] = {}
         self._pending_seq: CappedMap[int, tuple[str, ...]] = CappedMap(PENDING_RECORDS)
         self._late: dict[int, str] = {}  # seq -> tenant attributed after the record was written
         self._late_by_tenant: dict[str, list[int]] = {}

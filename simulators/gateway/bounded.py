@@ -7,7 +7,7 @@ falls out of memory is either not needed any more or read back from the trace on
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -35,15 +35,24 @@ class CappedMap(Generic[K, V]):
 
     def setdefault(self, key: K, value: V) -> V:
         """The value already there, or ``value`` inserted (evicting the oldest entry beyond ``cap``)."""
-        d = self._d
-        old = d.get(key)
+        old = self._d.get(key)
         if old is not None:
             return old
+        self.put(key, value)
+        return value
+
+    def put(self, key: K, value: V) -> tuple[K, V] | None:
+        """Insert (or replace) ``key``; returns the oldest entry forgotten to make room, if one was, so that
+        whoever indexes the map can forget it too, one entry at a time (never a sweep of the whole index)."""
+        d = self._d
         d[key] = value
         if len(d) > self.cap:
-            d.popitem(last=False)
             self.evicted += 1
-        return value
+            return d.popitem(last=False)
+        return None
+
+    def items(self) -> Iterator[tuple[K, V]]:
+        return iter(self._d.items())
 
     def pop(self, key: K) -> V | None:
         return self._d.pop(key, None)

@@ -62,16 +62,8 @@ class TenancyMixin(GatewayBase):
                 continue
             self._late[seq] = tenant
             self._late_by_tenant.setdefault(tenant, []).append(seq)
-            for v in ids:
-                parked = self._pending_ids.get(v)
-                if parked is not None:
-                    rest = [s for s in parked if s != seq]
-                    if rest:
-                        self._pending_ids[v] = _seqs(rest)
-                    else:
-                        del self._pending_ids[v]
-                if self.tenant_by_id(v) is None:
-                    more.append(v)
+            self._unpark(seq, ids)
+            more.extend(v for v in ids if self.tenant_by_id(v) is None)
         self._attributed.set()
         self._attributed = asyncio.Event()
         for v in more:
@@ -125,39 +117,27 @@ class TenancyMixin(GatewayBase):
         if not keys:
             return
         known = next((t for t in map(self.tenant_by_id, keys) if t is not None), None)
-        pending = self._pending_seq
-        before = pending.evicted
-        pending.setdefault(rec.seq, keys)
-        if pending.evicted != before:
-            self._prune_pending()
-        parked = self._pending_ids
         seq = rec.seq
+        forgotten = self._pending_seq.put(seq, keys)
+        if forgotten is not None:  # the oldest parked record left memory: so do its index entries
+            self._unpark(*forgotten)
+        parked = self._pending_ids
+        for v in keys:
+            parked[v] = park(parked.get(v), seq)
+        if known is not None:  # registered while the record was being committed
+            self._attribute_late([seq], known)
+
+    def _unpark(self, seq: int, keys: Iterable[str]) -> None:
+        """The record ``seq`` is no longer parked under ``keys`` (attributed, or forgotten)."""
+        parked = self._pending_ids
         for v in keys:
             cur = parked.get(v)
-            if cur is None:
-                parked[v] = (seq,)
-            elif type(cur) is list:
-                cur.append(seq)
-            else:
-                parked[v] = _seqs([*cur, seq])
-        if known is not None:  # registered while the record was being committed
-            self._attribute_late([rec.seq], known)
-
-    def _prune_pending(self) -> None:
-        """Drop identifier -> seq entries whose record left the capped pending map (amortised: rarely)."""
-        # Each record parks several identifiers, so the map stays above any fixed multiple of the cap: prune
-        # only when it has doubled since the last prune, else every evicting insert would scan it (quadratic).
-        limit = max(2 * self._pending_seq.cap, self._prune_at)
-        if len(self._pending_ids) <= limit:
-            return
-        pending = self._pending_seq
-        for v in list(self._pending_ids):
-            seqs = [s for s in self._pending_ids[v] if s in pending]
-            if seqs:
-                self._pending_ids[v] = _seqs(seqs)
-            else:
-                del self._pending_ids[v]
-        self._prune_at = 2 * len(self._pending_ids)
+            if cur is not None:
+                rest = unpark(cur, seq)
+                if rest:
+                    parked[v] = rest
+                else:
+                    del parked[v]
 
     # ------------------------------------------------------------------------------------ tenants
 
@@ -308,13 +288,33 @@ class TenancyMixin(GatewayBase):
         return d
 
 
-#: parked seqs of one identifier kept as a tuple up to this many (see ``_seqs``)
+#: parked seqs of one identifier kept as a tuple up to this many (see ``park``)
 SMALL_SEQS = 8
 
+Parked = tuple[int, ...] | dict[int, None]
 
-def _seqs(seqs: list[int]) -> tuple[int, ...] | list[int]:
-    """The parked seqs of one identifier: a tuple while few (the cyclic collector untracks a tuple of ints,
-    and tens of thousands of parked lists made every full collection ~40 ms longer); a list once it holds
-    more than ``SMALL_SEQS``, so an identifier that recurs in many records (a household head's 住民票コード)
-    is appended to in O(1) rather than copied each time."""
-    return tuple(seqs) if len(seqs) <= SMALL_SEQS else seqs
+
+def park(cur: Parked | None, seq: int) -> Parked:
+    """The parked seqs of one identifier with ``seq`` added: a tuple while few, then a dict used as an ordered
+    set, so that an identifier recurring in many records (a household head's 住民票コード, or one in every
+    message of a load run) takes and gives up a seq in O(1) — a record leaves the map each time one enters
+    once it is full, and a sweep over the whole map stalled the event loop for 70–110 ms (s23). Neither a
+    tuple of ints nor a dict of ints is tracked by the cyclic collector, so full collections never walk them."""
+    if cur is None:
+        return (seq,)
+    if type(cur) is dict:
+        cur[seq] = None
+        return cur
+    if len(cur) < SMALL_SEQS:
+        return (*cur, seq)
+    grown = dict.fromkeys(cur)
+    grown[seq] = None
+    return grown
+
+
+def unpark(cur: Parked, seq: int) -> Parked:
+    """``cur`` without ``seq`` (empty when it was the last)."""
+    if type(cur) is dict:
+        cur.pop(seq, None)
+        return cur
+    return tuple(s for s in cur if s != seq)
