@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
+import contextlib
 import json
 import logging
 import signal
@@ -92,6 +92,7 @@ def generate_secrets(cfg: Any) -> tuple[Any, Path]:
 
 
 async def _serve(cfg: Any, with_reference_sut: bool, as_json: bool, secrets_file: Path | None = None) -> int:
+    from simulators.collector import FullCollections
     from simulators.runtime import Runtime
 
     stop = asyncio.Event()
@@ -100,10 +101,10 @@ async def _serve(cfg: Any, with_reference_sut: bool, as_json: bool, secrets_file
         loop.add_signal_handler(sig, stop.set)
     try:
         async with Runtime(cfg, with_reference_sut=with_reference_sut) as rt:
-            # What start-up built (schemas, catalogue, simulators) lives as long as the process: out of the
-            # collector's way, so a full collection walks only what traffic made (issue 10; the pauses a large live
-            # heap still causes are measured in docs/gateway-scaling.md).
-            gc.freeze()
+            # full collections at quiet moments, not mid-load (issue 10; simulators.collector)
+            collector = FullCollections(lambda: rt.store.last_seq)
+            collector.start()
+            collecting = asyncio.create_task(collector.run())
             info = rt.describe()
             info["secrets_file"] = str(secrets_file) if secrets_file else None
             if as_json:
@@ -122,7 +123,13 @@ async def _serve(cfg: Any, with_reference_sut: bool, as_json: bool, secrets_file
                 if secrets_file:
                     print(f"  tokens    generated for this run: {secrets_file} (mode 0600)")
                 print(f"  replayed  {info['replayed_records']} trace records; Ctrl-C stops", flush=True)
-            await stop.wait()
+            try:
+                await stop.wait()
+            finally:
+                collecting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await collecting
+                collector.stop()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
