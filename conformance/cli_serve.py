@@ -100,11 +100,10 @@ async def _serve(cfg: Any, with_reference_sut: bool, as_json: bool, secrets_file
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with Runtime(cfg, with_reference_sut=with_reference_sut) as rt:
+        async with contextlib.AsyncExitStack() as stack:
+            rt = await stack.enter_async_context(Runtime(cfg, with_reference_sut=with_reference_sut))
             # full collections at quiet moments, not mid-load (issue 10; simulators.collector)
-            collector = FullCollections(lambda: rt.store.last_seq)
-            collector.start()
-            collecting = asyncio.create_task(collector.run())
+            await stack.enter_async_context(FullCollections(lambda: rt.store.last_seq))
             info = rt.describe()
             info["secrets_file"] = str(secrets_file) if secrets_file else None
             if as_json:
@@ -123,13 +122,7 @@ async def _serve(cfg: Any, with_reference_sut: bool, as_json: bool, secrets_file
                 if secrets_file:
                     print(f"  tokens    generated for this run: {secrets_file} (mode 0600)")
                 print(f"  replayed  {info['replayed_records']} trace records; Ctrl-C stops", flush=True)
-            try:
-                await stop.wait()
-            finally:
-                collecting.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await collecting
-                collector.stop()
+            await stop.wait()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

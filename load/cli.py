@@ -14,7 +14,6 @@ Exit 0: the run held every threshold and conformance under load passed; 1: a thr
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import re
 import sys
@@ -68,6 +67,7 @@ def add_parser(subparsers: Any) -> None:
 
 def _cmd(args: argparse.Namespace) -> int:
     from load.runner import DEFAULT_SAMPLES, LoadOptions, run_load
+    from simulators.runtime import run
 
     try:
         day = date.fromisoformat(args.date)
@@ -99,7 +99,7 @@ def _cmd(args: argparse.Namespace) -> int:
             seed=args.seed, config=args.config, samples=samples, cascade_timeout=args.cascade_timeout,
             max_inflight=args.max_inflight)
         say = (lambda s: print(s, file=sys.stderr)) if args.json else print
-        outcome = asyncio.run(run_load(opts, out=say))
+        outcome = run(run_load(opts, out=say))  # uvloop where installed, as `serve`
     except HarnessError as e:
         print(f"load: {e}", file=sys.stderr)
         return 2

@@ -7,7 +7,7 @@ held 140,000-200,000 references, so each one paused the event loop for 17-38 ms 
 with ``gc.callbacks``). That was the largest single pause left at half rate once the parked-identifier sweep
 was gone (docs/gateway-scaling.md).
 
-So `serve` keeps young collections automatic (pauses of ~0.1-3 ms), turns automatic full collections off,
+So `serve` keeps young collections automatic (pauses of ~0.1-4 ms), turns automatic full collections off,
 and runs them itself: at the first quiet moment (no trace record for ``quiet_s``) at least ``min_interval_s``
 after the last one, and under continuous load at the latest every ``max_interval_s``. Cycles that rare paths
 do make (a dropped connection's exception, a deleted tenant's state) are freed within ``max_interval_s``.
@@ -17,22 +17,30 @@ The start-up objects (schemas, catalogue, simulators) are frozen first, so no co
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import TracebackType
 
 log = logging.getLogger("juki.collector")
 
-#: CPython's own first two thresholds; the third (full collections) is set out of reach
-YOUNG_THRESHOLDS = (700, 10)
+#: young collections: CPython's first threshold; the middle generation every 3 young collections instead of
+#: 10, so each of its pauses walks a third as much (serve, s23: 2.9-3.2 ms instead of 5.8-8.7 ms, as much in
+#: all); the third threshold (full collections) is set out of reach
+YOUNG_THRESHOLDS = (700, 3)
 NEVER = 2**31 - 1
 
 
 @dataclass(slots=True)
 class FullCollections:
-    """Schedules full collections for a long-lived server; ``run`` it as a task, ``stop`` to restore."""
+    """Schedules full collections while a long-lived harness runs (``serve``, ``load``)::
+
+        async with FullCollections(lambda: rt.store.last_seq):
+            ...  # serve
+    """
 
     activity: Callable[[], int]  # grows while the server works (the trace's last seq)
     quiet_s: float = 1.0
@@ -42,6 +50,21 @@ class FullCollections:
     freed: int = 0  # objects the scheduled collections freed (cycles), summed
     longest_ms: float = 0.0
     _saved: tuple[int, int, int] = field(default=(0, 0, 0), repr=False)
+    _task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    async def __aenter__(self) -> FullCollections:
+        self.start()
+        self._task = asyncio.get_running_loop().create_task(self.run())
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self.stop()
 
     def start(self) -> None:
         """Freeze what start-up built and take automatic full collections over."""
