@@ -92,7 +92,7 @@ def generate_secrets(cfg: Any) -> tuple[Any, Path]:
 
 
 async def _serve(cfg: Any, with_reference_sut: bool, as_json: bool, secrets_file: Path | None = None) -> int:
-    from simulators.collector import FullCollections
+    from simulators.collector import CollectorSchedule
     from simulators.runtime import Runtime
 
     stop = asyncio.Event()
@@ -103,7 +103,7 @@ async def _serve(cfg: Any, with_reference_sut: bool, as_json: bool, secrets_file
         async with contextlib.AsyncExitStack() as stack:
             rt = await stack.enter_async_context(Runtime(cfg, with_reference_sut=with_reference_sut))
             # full collections at quiet moments, not mid-load (issue 10; simulators.collector)
-            await stack.enter_async_context(FullCollections(lambda: rt.store.last_seq))
+            await stack.enter_async_context(CollectorSchedule(lambda: rt.store.last_seq))
             info = rt.describe()
             info["secrets_file"] = str(secrets_file) if secrets_file else None
             if as_json:

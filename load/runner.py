@@ -46,7 +46,7 @@ from load.checks import TraceVerdict, check_trace
 from load.model import Action, LoadModel, Scale
 from load.plan import DRIVEN, JST, Planner, Tenant
 from load.stats import Stats, Threshold, parse_threshold
-from simulators.collector import FullCollections
+from simulators.collector import CollectorSchedule
 from simulators.config import HarnessConfig
 from simulators.runtime import Runtime
 
@@ -444,7 +444,7 @@ async def run_load(opts: LoadOptions, out: Callable[[str], None] = print) -> Loa
         f"compress {compress:g}, seed {opts.seed})")
     with tempfile.TemporaryDirectory(prefix="juki-load-") as tmp:
         async with (harness_and_sut(opts, Path(tmp), opts.out) as (rt, child),
-                    FullCollections(lambda: rt.store.last_seq),  # as `serve` does (issue 10)
+                    CollectorSchedule(lambda: rt.store.last_seq),  # as `serve` does (issue 10)
                     aiohttp.ClientSession() as session):
             h = Harness(session, rt.gateway_url, rt.config.gateway.tokens.control)
             t = await h.create_tenant("load", 3, opts.seed % 2_000_000_000)

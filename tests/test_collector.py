@@ -1,5 +1,6 @@
-"""`serve`'s full collections run at quiet moments, and under continuous load only when overdue (issue 10:
-the 17-38 ms pauses of CPython's own full collections were the largest left in the gateway's p99)."""
+"""`serve`'s collector schedule (issue 10): young collections by the clock, so a few survivors never pile up
+into one long young collection; full collections at quiet moments, and under continuous load only when
+overdue (CPython's own full collections paused the gateway 17-38 ms mid-load)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from simulators.collector import NEVER, YOUNG_THRESHOLDS, FullCollections
+from simulators.collector import NEVER, YOUNG_THRESHOLDS, CollectorSchedule
 
 
 class Cycle:
@@ -23,8 +24,9 @@ def work() -> Iterator[list[int]]:
     yield counter
 
 
-def _collector(work: list[int], **kw: float) -> FullCollections:
-    return FullCollections(lambda: work[0], quiet_s=0.02, **kw)
+def _collector(work: list[int], min_interval_s: float = 10.0, max_interval_s: float = 60.0) -> CollectorSchedule:
+    return CollectorSchedule(lambda: work[0], young_s=0.01, quiet_s=0.02, min_interval_s=min_interval_s,
+                             max_interval_s=max_interval_s)
 
 
 def _promote() -> None:
@@ -43,19 +45,38 @@ async def test_start_takes_full_collections_over_and_stop_gives_them_back(work: 
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
 
 
+async def test_young_collections_run_by_the_clock_even_when_allocations_stay_level(work: list[int]) -> None:
+    c = _collector(work, min_interval_s=60, max_interval_s=60)
+    c.start()
+    task = asyncio.create_task(c.run())
+    await asyncio.sleep(0)  # the schedule has started (and taken its first look at the activity)
+    try:
+        gc.collect(0)
+        kept = [Cycle() for _ in range(100)]  # far fewer than CPython's 700: it would not collect by itself
+        assert any(o is kept[0] for o in gc.get_objects(0))
+        await asyncio.sleep(0.1)
+        assert c.young >= 3 and not any(o is kept[0] for o in gc.get_objects(0))  # walked once, promoted
+        assert c.full == 0
+    finally:
+        task.cancel()
+        c.stop()
+
+
 async def test_a_quiet_moment_collects_and_frees_cycles(work: list[int]) -> None:
     c = _collector(work, min_interval_s=0.05, max_interval_s=60)
     c.start()
     task = asyncio.create_task(c.run())
+    await asyncio.sleep(0)  # the schedule has started (and taken its first look at the activity)
     try:
         kept = [Cycle() for _ in range(100)]
         _promote()  # old, alive ...
         del kept  # ... and now garbage only a full collection finds
+        work[0] += 1  # the server worked, then went quiet
         for _ in range(50):
             await asyncio.sleep(0.02)
-            if c.runs:
+            if c.full:
                 break
-        assert c.runs >= 1 and c.freed >= 100
+        assert c.full >= 1 and c.freed >= 100
     finally:
         task.cancel()
         c.stop()
@@ -65,6 +86,7 @@ async def test_continuous_load_defers_the_collection_until_it_is_overdue(work: l
     c = _collector(work, min_interval_s=0.05, max_interval_s=0.4)
     c.start()
     task = asyncio.create_task(c.run())
+    await asyncio.sleep(0)  # the schedule has started (and taken its first look at the activity)
     try:
         loop = asyncio.get_running_loop()
         t0 = loop.time()
@@ -72,12 +94,12 @@ async def test_continuous_load_defers_the_collection_until_it_is_overdue(work: l
             work[0] += 1
             _promote()
             await asyncio.sleep(0.005)
-        assert c.runs == 0  # not due yet: no pause mid-load
+        assert c.full == 0  # not due yet: no pause mid-load
         while loop.time() - t0 < 0.7:
             work[0] += 1
             _promote()
             await asyncio.sleep(0.005)
-        assert c.runs >= 1  # overdue: collected even though the load went on
+        assert c.full >= 1  # overdue: collected even though the load went on
     finally:
         task.cancel()
         c.stop()
@@ -87,12 +109,11 @@ async def test_an_idle_server_does_not_collect_again_and_again(work: list[int]) 
     c = _collector(work, min_interval_s=0.02, max_interval_s=0.05)
     c.start()
     task = asyncio.create_task(c.run())
+    await asyncio.sleep(0)  # the schedule has started (and taken its first look at the activity)
     try:
-        await asyncio.sleep(0.05)
-        gc.collect()  # nothing old left to walk; nothing reaches the old generation from here on
-        runs = c.runs
+        work[0] += 1
         await asyncio.sleep(0.3)
-        assert c.runs <= runs + 1
+        assert c.full == 1  # once after the work; then nothing new to walk
     finally:
         task.cancel()
         c.stop()
