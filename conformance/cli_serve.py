@@ -102,7 +102,7 @@ async def _serve(cfg: Any, with_reference_sut: bool, as_json: bool, secrets_file
     try:
         async with contextlib.AsyncExitStack() as stack:
             rt = await stack.enter_async_context(Runtime(cfg, with_reference_sut=with_reference_sut))
-            # full collections at quiet moments, not mid-load (issue 10; simulators.collector)
+            # the collector on a schedule: never a long walk mid-load (issue 10; simulators.collector)
             await stack.enter_async_context(CollectorSchedule(lambda: rt.store.last_seq))
             info = rt.describe()
             info["secrets_file"] = str(secrets_file) if secrets_file else None
