@@ -117,12 +117,17 @@ def _cmd(args: argparse.Namespace) -> int:
                  f"{len(outcome.conformance) - len(bad)}/{len(outcome.conformance)} sampled scenarios passed"
                  + "".join(f"\n  {r['scenario']} {r['verdict']}: {r['error'] or '; '.join(r['failures'])}"
                            for r in bad[:5]))
+    if outcome.collector:
+        c = outcome.collector
+        lines.append(f"load: gateway's collector: {c['young']:.0f} young collections by the clock, "
+                     f"{c['full']:.0f} full (longest {c['longest_full_ms']} ms, {c['freed']:.0f} objects freed)")
     lines.append(f"load: report {outcome.files.get('report')} (exit {outcome.exit_code})")
     if args.json:
         print(json.dumps({"exit_code": outcome.exit_code, **s.to_json(), "files": outcome.files,
                           "thresholds": [{"text": t.text, "ok": ok} for t, ok, _ in outcome.thresholds],
                           "trace": outcome.trace.to_json() if outcome.trace else None,
-                          "conformance": outcome.conformance}, ensure_ascii=False, indent=1, default=str))
+                          "collector": outcome.collector, "conformance": outcome.conformance},
+                         ensure_ascii=False, indent=1, default=str))
     else:
         print("\n".join(lines))
     return outcome.exit_code

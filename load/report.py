@@ -218,7 +218,7 @@ def write_report(outcome: LoadOutcome, opts: LoadOptions, scale: Scale) -> dict[
         "lag": " / ".join(_ms(lag[k]) for k in ("p50", "p95", "p99", "max")), "functions": functions,
         "thresholds": thresholds, "trace": trace, "samples": sample_rows(outcome.conformance),
         "samples_ok": outcome.conformance_ok, "plots": plots, "errors": s.errors(), "error": outcome.error,
-        "sut_process": outcome.sut_process,
+        "sut_process": outcome.sut_process, "collector": outcome.collector,
     }
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
     html = env.get_template("report.html").render(ctx)
@@ -227,6 +227,7 @@ def write_report(outcome: LoadOutcome, opts: LoadOptions, scale: Scale) -> dict[
     doc = {"profile": opts.profile, "scale": scale.kind, "day": opts.day.isoformat(), "sut": opts.sut,
            "compress": opts.compress, "seed": opts.seed, "workers": opts.workers, "exit_code": outcome.exit_code,
            "bottleneck": ctx["bottleneck"], "error": outcome.error, "sut_process": outcome.sut_process,
+           "collector": outcome.collector,
            **s.to_json(), "thresholds": thresholds,
            "trace": trace,
            "conformance": outcome.conformance, "cpu": s.cpu}

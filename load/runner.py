@@ -94,6 +94,7 @@ class LoadOutcome:
     files: dict[str, str] = field(default_factory=dict)
     error: str | None = None
     sut_process: str | None = None  # the SUT child's command (tokens left out); None: a vendor's URL
+    collector: dict[str, float] = field(default_factory=dict)  # the gateway's collector (CollectorSchedule)
 
     @property
     def conformance_ok(self) -> bool:
@@ -444,7 +445,7 @@ async def run_load(opts: LoadOptions, out: Callable[[str], None] = print) -> Loa
         f"compress {compress:g}, seed {opts.seed})")
     with tempfile.TemporaryDirectory(prefix="juki-load-") as tmp:
         async with (harness_and_sut(opts, Path(tmp), opts.out) as (rt, child),
-                    CollectorSchedule(lambda: rt.store.last_seq),  # as `serve` does (issue 10)
+                    CollectorSchedule(lambda: rt.store.last_seq) as collector,  # as `serve` (issue 10)
                     aiohttp.ClientSession() as session):
             h = Harness(session, rt.gateway_url, rt.config.gateway.tokens.control)
             t = await h.create_tenant("load", 3, opts.seed % 2_000_000_000)
@@ -487,6 +488,7 @@ async def run_load(opts: LoadOptions, out: Callable[[str], None] = print) -> Loa
             if gone:  # the SUT died under load: the run says so rather than blaming cascades
                 outcome.error = f"{outcome.error}\n{gone}" if outcome.error else gone
             outcome.sut_process = child.shown() if child is not None else None
+            outcome.collector = collector.summary()
             outcome.trace = await check_trace(h, session, rt.gateway_url, tenant.tenant, since, outcome.stats)
             outcome.stats.skipped = dict(skipped)
             outcome.stats.setup_errors = errors

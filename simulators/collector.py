@@ -87,6 +87,11 @@ class CollectorSchedule:
         gc.set_threshold(*self._saved)
         gc.unfreeze()
 
+    def summary(self) -> dict[str, float]:
+        """What the schedule did, for reports: collections run, the longest full one, cycles freed."""
+        return {"young": self.young, "full": self.full, "longest_full_ms": round(self.longest_full_ms, 1),
+                "freed": self.freed}
+
     def collect_young(self) -> None:
         gc.collect(1 if gc.get_count()[1] >= YOUNG_THRESHOLDS[1] else 0)
         self.young += 1

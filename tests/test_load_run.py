@@ -55,6 +55,8 @@ async def test_a_short_real_locust_run_times_cascades_and_writes_the_reports(tmp
     assert (tmp_path / "locust.html").exists()
     doc = json.loads((tmp_path / "load-report.json").read_text(encoding="utf-8"))
     assert doc["totals"] == totals and doc["exit_code"] == 1
+    # the gateway's collector ran on its schedule (young collections by the clock), and the report says so
+    assert doc["collector"]["young"] > 0 and "young collections by the clock" in html
     # the reference SUT ran in its own process: its CPU is a series of its own, its output a masked log
     assert doc["sut_process"].startswith("python -m conformance.cli reference-sut --port ")
     assert any("sut_cpu" in r for r in outcome.stats.cpu) and "SUT process" in doc["bottleneck"]
