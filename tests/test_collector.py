@@ -5,8 +5,9 @@ overdue (CPython's own full collections paused the gateway 17-38 ms mid-load).""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -29,6 +30,14 @@ def _collector(work: list[int], min_interval_s: float = 10.0, max_interval_s: fl
                              max_interval_s=max_interval_s)
 
 
+@contextlib.asynccontextmanager
+async def _running(work: list[int], min_interval_s: float, max_interval_s: float
+                   ) -> AsyncIterator[CollectorSchedule]:
+    async with _collector(work, min_interval_s, max_interval_s) as c:
+        await asyncio.sleep(0)  # the schedule has started (and taken its first look at the activity)
+        yield c
+
+
 def _promote() -> None:
     """Something reaches the old generation (as a young collection does under traffic)."""
     gc.collect(1)
@@ -46,28 +55,17 @@ async def test_start_takes_full_collections_over_and_stop_gives_them_back(work: 
 
 
 async def test_young_collections_run_by_the_clock_even_when_allocations_stay_level(work: list[int]) -> None:
-    c = _collector(work, min_interval_s=60, max_interval_s=60)
-    c.start()
-    task = asyncio.create_task(c.run())
-    await asyncio.sleep(0)  # the schedule has started (and taken its first look at the activity)
-    try:
+    async with _running(work, 60, 60) as c:
         gc.collect(0)
         kept = [Cycle() for _ in range(100)]  # far fewer than CPython's 700: it would not collect by itself
         assert any(o is kept[0] for o in gc.get_objects(0))
         await asyncio.sleep(0.1)
         assert c.young >= 3 and not any(o is kept[0] for o in gc.get_objects(0))  # walked once, promoted
         assert c.full == 0
-    finally:
-        task.cancel()
-        c.stop()
 
 
 async def test_a_quiet_moment_collects_and_frees_cycles(work: list[int]) -> None:
-    c = _collector(work, min_interval_s=0.05, max_interval_s=60)
-    c.start()
-    task = asyncio.create_task(c.run())
-    await asyncio.sleep(0)  # the schedule has started (and taken its first look at the activity)
-    try:
+    async with _running(work, 0.05, 60) as c:
         kept = [Cycle() for _ in range(100)]
         _promote()  # old, alive ...
         del kept  # ... and now garbage only a full collection finds
@@ -77,17 +75,10 @@ async def test_a_quiet_moment_collects_and_frees_cycles(work: list[int]) -> None
             if c.full:
                 break
         assert c.full >= 1 and c.freed >= 100
-    finally:
-        task.cancel()
-        c.stop()
 
 
 async def test_continuous_load_defers_the_collection_until_it_is_overdue(work: list[int]) -> None:
-    c = _collector(work, min_interval_s=0.05, max_interval_s=0.4)
-    c.start()
-    task = asyncio.create_task(c.run())
-    await asyncio.sleep(0)  # the schedule has started (and taken its first look at the activity)
-    try:
+    async with _running(work, 0.05, 0.4) as c:
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         while loop.time() - t0 < 0.3:  # busy: never quiet for quiet_s
@@ -100,20 +91,10 @@ async def test_continuous_load_defers_the_collection_until_it_is_overdue(work: l
             _promote()
             await asyncio.sleep(0.005)
         assert c.full >= 1  # overdue: collected even though the load went on
-    finally:
-        task.cancel()
-        c.stop()
 
 
 async def test_an_idle_server_does_not_collect_again_and_again(work: list[int]) -> None:
-    c = _collector(work, min_interval_s=0.02, max_interval_s=0.05)
-    c.start()
-    task = asyncio.create_task(c.run())
-    await asyncio.sleep(0)  # the schedule has started (and taken its first look at the activity)
-    try:
+    async with _running(work, 0.02, 0.05) as c:
         work[0] += 1
         await asyncio.sleep(0.3)
         assert c.full == 1  # once after the work; then nothing new to walk
-    finally:
-        task.cancel()
-        c.stop()
