@@ -419,6 +419,7 @@ def bench_gateway(messages: int | None = 20_000, duration: float | None = None, 
         "trace_bytes_per_record": round(trace_bytes / max(1, (per_msg + 1) * (sent + n_open)), 1),
         "rate_deciles_msgs_per_s": deciles, "loadavg": load.stop(),
         "trace_verified": bool(verify.get("ok")), "trace_verify_count": verify.get("count"),
+        "trace_commits": info.get("trace_commits"), "trace_sync_ms": info.get("trace_sync_ms"),
         "load_generator": "raw asyncio keep-alive client (uvloop) in its own process",
     }
 
@@ -498,7 +499,7 @@ def _summary_gateway(r: dict[str, Any]) -> str:
         f"p99 {r['service_p99_ms']} ms",
         f"  memory     RSS {r['rss_mb_start']} -> {r['rss_mb_after_10k']} (10k) -> {r['rss_mb_end']} MB",
         f"  trace      {r['trace_bytes_per_message']} B/msg, {r['trace_bytes_per_record']} B/record, "
-        f"verified {r['trace_verified']}",
+        f"verified {r['trace_verified']}; commits on the {r['trace_commits']} (fsync {r['trace_sync_ms']} ms)",
         f"  deciles    {r['rate_deciles_msgs_per_s']}",
         f"  answers    {r['answers_by_status']}  GW-BUSY retries {r['busy_retries']}  all 202 {r['all_202']}",
         f"  loadavg    {r['loadavg']}"])

@@ -130,6 +130,8 @@ class Runtime:
             "sut": self.sut_url, "sut_inbound": self.config.sut.inbound_url,
             "sut_counter": self.config.sut.counter_url, "reference_sut": self.with_reference_sut,
             "trace_file": None if self.memory_trace else str(self.config.gateway.trace_path),
+            "trace_commits": self.store.commit_mode,
+            "trace_sync_ms": None if self.store.sync_latency_s is None else round(self.store.sync_latency_s * 1e3, 3),
             "simulated": sorted(gw.sims), "real": {a: c.url for a, c in self.config.real_actors.items()},
             "missing_simulators": gw.missing_simulators, "replayed_records": gw.replayed,
         }

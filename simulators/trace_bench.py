@@ -41,7 +41,7 @@ from pathlib import Path
 
 import psutil
 
-from simulators.trace import TraceStore
+from simulators.trace import DEFAULT_CACHE, TraceStore
 
 _ENVELOPE = """<?xml version='1.0' encoding='UTF-8'?>
 <Envelope xmlns="urn:juki-harness:1" version="1">
@@ -130,8 +130,7 @@ async def run(records: int, *, concurrency: int = 200, tenants: int = 50, path: 
     """
     with tempfile.TemporaryDirectory(prefix="juki-trace-bench-") as tmp:
         file = None if memory else (path or Path(tmp) / "trace.sqlite")
-        kw = {} if cache_records is None else {"cache_records": cache_records}
-        store = TraceStore(file, **kw)
+        store = TraceStore(file, cache_records=DEFAULT_CACHE if cache_records is None else cache_records)
         await store.open()
         counter = iter(range(records))
         rss_10k: list[float] = []

@@ -26,7 +26,11 @@ format, a ``trace`` table without the expected columns); plain ``sqlite3`` error
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import statistics
+import tempfile
+import time
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -180,6 +184,22 @@ def _check_table(path: Path | str, cols: list[str], version: int) -> None:
     if cols != want:
         raise _file_error(path, f"the trace table of a format-{version} file has columns {cols}, "
                                 f"expected {want}: not a trace file this version can use")
+
+
+def sync_latency(directory: Path, rounds: int = 5) -> float:
+    """Median seconds one small write + fsync takes in ``directory``: what a durable commit waits for.
+
+    A scratch file, removed at once; the trace itself is not touched."""
+    block = b"\0" * PAGE_SIZE
+    times: list[float] = []
+    with tempfile.TemporaryFile(dir=directory) as f:
+        fd = f.fileno()
+        for _ in range(max(1, rounds)):
+            t0 = time.perf_counter()
+            os.write(fd, block)
+            os.fsync(fd)
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)
 
 
 def open_writer(path: Path, *, durable: bool = True) -> sqlite3.Connection:

@@ -20,6 +20,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+import simulators.trace as trace_mod
 from conformance.errors import Finding, HarnessError
 from simulators.trace import (
     GENESIS,
@@ -53,9 +54,16 @@ def db(tmp_path: Path) -> Path:
     return tmp_path / "trace.sqlite"
 
 
+@pytest.fixture(params=["loop", "thread"])
+def commits(request: pytest.FixtureRequest) -> str:
+    """Where commits run (on the event loop, or in the writer thread): every durable test runs with both."""
+    return str(request.param)
+
+
 @pytest.fixture
-async def store(db: Path) -> AsyncIterator[TraceStore]:
-    async with TraceStore(db) as s:
+async def store(db: Path, commits: Any) -> AsyncIterator[TraceStore]:
+    async with TraceStore(db, commits=commits) as s:
+        assert s.commit_mode == commits
         yield s
 
 
@@ -180,10 +188,10 @@ def test_verify_records_detects_reordering() -> None:
 
 # --------------------------------------------------------------------------------------------- restart
 
-async def test_restart_reloads_and_continues_the_chain(db: Path) -> None:
-    async with TraceStore(db) as s:
+async def test_restart_reloads_and_continues_the_chain(db: Path, commits: Any) -> None:
+    async with TraceStore(db, commits=commits) as s:
         first = await fill(s, 3)
-    async with TraceStore(db) as s:
+    async with TraceStore(db, commits=commits) as s:
         assert len(s) == 3
         assert s.query(message_id="m1")[0] == first[1]
         nxt = await s.append(**msg(99))
@@ -199,7 +207,7 @@ from pathlib import Path
 from simulators.trace import TraceStore
 
 async def main() -> None:
-    async with TraceStore(Path(sys.argv[1])) as st:
+    async with TraceStore(Path(sys.argv[1]), commits=sys.argv[2]) as st:
         async def one(i: int) -> None:
             rec = await st.append(kind="message", verdict="accepted", tenant="t", arrow=8,
                                   message_id=f"m{i}", payload=b"<x>%d</x>" % i)
@@ -214,8 +222,8 @@ asyncio.run(main())
 """
 
 
-async def test_sigkill_loses_no_acknowledged_record(db: Path) -> None:
-    proc = subprocess.Popen([sys.executable, "-c", CRASH_WRITER, str(db)], cwd=REPO,
+async def test_sigkill_loses_no_acknowledged_record(db: Path, commits: str) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", CRASH_WRITER, str(db), commits], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ})
     assert proc.stdout is not None
     acked: list[int] = []
@@ -422,8 +430,8 @@ async def test_unusable_file_is_a_clear_error(tmp_path: Path, content: bytes | N
     assert err.value.findings[0].code == "GW-TRACE-WRITE"
 
 
-async def test_second_writer_on_the_same_file_fails_loudly(db: Path) -> None:
-    async with TraceStore(db) as a, TraceStore(db) as b:
+async def test_second_writer_on_the_same_file_fails_loudly(db: Path, commits: Any) -> None:
+    async with TraceStore(db, commits=commits) as a, TraceStore(db, commits=commits) as b:
         await a.append(**msg(1))
         with pytest.raises(HarnessError) as err:
             await b.append(**msg(2))  # b also believes it writes seq 1: the chain must not fork
@@ -432,6 +440,26 @@ async def test_second_writer_on_the_same_file_fails_loudly(db: Path) -> None:
             await b.append(**msg(3))  # the failed store stays failed
         assert (await a.append(**msg(4))).seq == 2
     assert verify_records(read_records(db)).ok
+
+
+@pytest.mark.parametrize(("threshold_s", "mode"), [(0.0, "thread"), (10.0, "loop")])
+async def test_auto_commits_on_the_loop_only_when_the_disk_syncs_fast(
+        db: Path, monkeypatch: pytest.MonkeyPatch, threshold_s: float, mode: str) -> None:
+    """The probe is a real fsync in the trace's directory: never 0 s, never 10 s."""
+    monkeypatch.setattr(trace_mod, "LOOP_COMMIT_SYNC_S", threshold_s)
+    async with TraceStore(db) as s:
+        assert s.sync_latency_s is not None and 0.0 < s.sync_latency_s < 10.0
+        assert s.commit_mode == mode
+        await fill(s, 3)
+        assert (await s.verify()).ok
+    async with TraceStore(None) as m:  # not durable: nothing to probe, nothing to wait for
+        assert (m.sync_latency_s, m.commit_mode) == (None, "loop")
+
+
+def test_an_unknown_commit_mode_is_refused() -> None:
+    with pytest.raises(HarnessError) as err:
+        TraceStore(None, commits="fast")  # type: ignore[arg-type]
+    assert err.value.findings[0].code == "GW-TRACE-FIELD"
 
 
 def test_the_fast_hash_input_is_the_canonical_form_byte_for_byte() -> None:
