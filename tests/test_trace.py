@@ -54,9 +54,10 @@ def db(tmp_path: Path) -> Path:
     return tmp_path / "trace.sqlite"
 
 
-@pytest.fixture(params=["loop", "thread"])
+@pytest.fixture(params=["mixed", "loop", "thread"])
 def commits(request: pytest.FixtureRequest) -> str:
-    """Where commits run (on the event loop, or in the writer thread): every durable test runs with both."""
+    """Where commits run (on the event loop, in the writer thread, or by batch size): every durable test runs
+    with each."""
     return str(request.param)
 
 
@@ -442,7 +443,7 @@ async def test_second_writer_on_the_same_file_fails_loudly(db: Path, commits: An
     assert verify_records(read_records(db)).ok
 
 
-@pytest.mark.parametrize(("threshold_s", "mode"), [(0.0, "thread"), (10.0, "loop")])
+@pytest.mark.parametrize(("threshold_s", "mode"), [(0.0, "thread"), (10.0, "mixed")])
 async def test_auto_commits_on_the_loop_only_when_the_disk_syncs_fast(
         db: Path, monkeypatch: pytest.MonkeyPatch, threshold_s: float, mode: str) -> None:
     """The probe is a real fsync in the trace's directory: never 0 s, never 10 s."""
@@ -454,6 +455,32 @@ async def test_auto_commits_on_the_loop_only_when_the_disk_syncs_fast(
         assert (await s.verify()).ok
     async with TraceStore(None) as m:  # not durable: nothing to probe, nothing to wait for
         assert (m.sync_latency_s, m.commit_mode) == (None, "loop")
+
+
+async def test_mixed_commits_a_busy_loops_batches_on_the_loop_and_a_quiet_ones_in_the_thread(db: Path) -> None:
+    async with TraceStore(db, commits="mixed") as s:
+        await fill(s, 3)  # one record at a time: a quiet loop
+        assert (s.commits_on_loop, s.commits_in_thread) == (0, 3)
+        await asyncio.gather(*(s.append(**msg(10 + i)) for i in range(3 * trace_mod.LOOP_COMMIT_BATCH)))
+        assert s.commits_on_loop >= 1  # the first waits in the thread; those behind it form one batch
+        assert (await s.verify()).ok
+    assert [r.seq for r in read_records(db)] == list(range(1, 3 + 3 * trace_mod.LOOP_COMMIT_BATCH + 1))
+
+
+@pytest.mark.parametrize("commits", ["mixed", "loop"])
+async def test_the_wal_is_checkpointed_off_the_loop(db: Path, monkeypatch: pytest.MonkeyPatch, commits: Any) -> None:
+    """SQLite's own checkpoint would run inside a commit, on the loop: it is off, and the thread does it."""
+    monkeypatch.setattr(trace_mod, "CHECKPOINT_RECORDS", 20)
+    async with TraceStore(db, commits=commits) as s:
+        before = db.stat().st_size
+        await asyncio.gather(*(s.append(**msg(i)) for i in range(200)))
+        await asyncio.sleep(0.2)  # the checkpoint runs in the thread, after the commit
+        assert db.stat().st_size > before  # pages reached the database file while the store is open
+        probe = sqlite3.connect(db)
+        try:
+            assert probe.execute("SELECT count(*) FROM trace").fetchone()[0] == 200
+        finally:
+            probe.close()
 
 
 def test_an_unknown_commit_mode_is_refused() -> None:
