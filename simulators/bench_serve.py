@@ -499,7 +499,7 @@ def _summary_gateway(r: dict[str, Any]) -> str:
         f"p99 {r['service_p99_ms']} ms",
         f"  memory     RSS {r['rss_mb_start']} -> {r['rss_mb_after_10k']} (10k) -> {r['rss_mb_end']} MB",
         f"  trace      {r['trace_bytes_per_message']} B/msg, {r['trace_bytes_per_record']} B/record, "
-        f"verified {r['trace_verified']}; commits on the {r['trace_commits']} (fsync {r['trace_sync_ms']} ms)",
+        f"verified {r['trace_verified']}; commits {r['trace_commits']} (fsync probe {r['trace_sync_ms']} ms)",
         f"  deciles    {r['rate_deciles_msgs_per_s']}",
         f"  answers    {r['answers_by_status']}  GW-BUSY retries {r['busy_retries']}  all 202 {r['all_202']}",
         f"  loadavg    {r['loadavg']}"])
