@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -20,9 +20,8 @@ class Cycle:
 
 
 @pytest.fixture
-def work() -> Iterator[list[int]]:
-    counter = [0]
-    yield counter
+def work() -> list[int]:
+    return [0]
 
 
 def _collector(work: list[int], min_interval_s: float = 10.0, max_interval_s: float = 60.0) -> CollectorSchedule:
