@@ -1,22 +1,34 @@
-"""The load client's HTTP session: pooled connections are retired before the gateway would close them.
+"""The load client's HTTP: one keep-alive pool per Locust process, whose connections retire before the gateway
+would close them.
 
-Why: the gateway closes a connection that has been idle for ``gateway.limits.idle_timeout`` (30 s by
-default). urllib3's pool is last in, first out. When a lull ends, the connections that sat idle since the
-previous peak are taken again. One taken at the moment the gateway closes it fails with a ConnectionError.
-This happened to 1 action of the national peak day in s21. The contract does not make a counter request
-idempotent, so the client must not retry one. Instead the client never reuses a connection that has been
-idle for more than ``max_idle`` seconds. The runner sets ``max_idle`` to half the gateway's idle timeout.
+Why urllib3's pool and not a ``requests.Session``: at 200 actions/s the Locust process spent about half of its
+CPU in requests' layers around each call (preparing the request, merging the environment's proxy settings,
+cookies, hooks, adapters), more than in sending and reading. The pool underneath does the HTTP; this module
+keeps only what the load test needs from a client: a POST, a streamed GET read line by line, no retries.
+
+Why connections retire: the gateway closes a connection that has been idle for
+``gateway.limits.idle_timeout`` (30 s by default). urllib3's pool is last in, first out. When a lull ends, the
+connections that sat idle since the previous peak are taken again. One taken at the moment the gateway closes
+it fails. This happened to 1 action of the national peak day in s21. The contract does not make a counter
+request idempotent, so the client must not retry one (``retries=False`` on every call). Instead the client
+never reuses a connection that has been idle for more than ``max_idle`` seconds. The runner sets ``max_idle``
+to half the gateway's idle timeout.
 """
 
 from __future__ import annotations
 
+import json
 import time
 import weakref
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Any, NamedTuple
+from urllib.parse import urlencode
 
-import requests
-from requests.adapters import HTTPAdapter
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3 import HTTPConnectionPool, Timeout
+from urllib3.exceptions import HTTPError
+from urllib3.util import parse_url
+
+ClientError = (HTTPError, OSError)  # what a call can raise: refused, reset, timed out, a broken answer
 
 
 class _RetiringPool(HTTPConnectionPool):
@@ -24,11 +36,10 @@ class _RetiringPool(HTTPConnectionPool):
 
     urllib3 opens a closed connection again on its next request, as it does after ``is_connection_dropped``."""
 
-    max_idle = 15.0
-    adapter: _RetiringAdapter | None = None  # counts the connections retired
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, host: str, port: int, max_idle: float, maxsize: int) -> None:
+        super().__init__(host, port, maxsize=maxsize, block=False, retries=False)
+        self.max_idle = max_idle
+        self.retired = 0
         self._idle_since: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
 
     def _get_conn(self, timeout: float | None = None) -> Any:
@@ -36,8 +47,7 @@ class _RetiringPool(HTTPConnectionPool):
         since = self._idle_since.pop(conn, None)
         if since is not None and time.monotonic() - since > self.max_idle:
             conn.close()
-            if self.adapter is not None:
-                self.adapter.retired += 1
+            self.retired += 1
         return conn
 
     def _put_conn(self, conn: Any) -> None:
@@ -46,29 +56,57 @@ class _RetiringPool(HTTPConnectionPool):
         super()._put_conn(conn)
 
 
-class _RetiringHttpsPool(_RetiringPool, HTTPSConnectionPool):
-    pass
+class Answer(NamedTuple):
+    status: int
+    data: bytes
+
+    @property
+    def text(self) -> str:
+        return self.data.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.data)
 
 
-class _RetiringAdapter(HTTPAdapter):
-    def __init__(self, max_idle: float, **kwargs: Any) -> None:
-        self.max_idle = max_idle
-        self.retired = 0
-        super().__init__(**kwargs)
+class Client:
+    """POSTs and a streamed GET to one plain-HTTP base URL (the gateway: the load test refuses a TLS config).
 
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        mine = {"max_idle": self.max_idle, "adapter": self}
-        classes = {"http": type("RetiringPool", (_RetiringPool,), mine),
-                   "https": type("RetiringHttpsPool", (_RetiringHttpsPool,), mine)}
-        self.poolmanager.pool_classes_by_scheme = classes
+    Each call raises one of ``ClientError`` when no answer came; it is never retried."""
 
+    def __init__(self, base: str, max_idle: float, maxsize: int) -> None:
+        url = parse_url(base)
+        if url.scheme != "http" or not url.host:
+            raise ValueError(f"the load client speaks plain HTTP to the gateway, not {base!r}")
+        self.prefix = (url.path or "").rstrip("/")
+        self.pool = _RetiringPool(url.host, url.port or 80, max_idle, maxsize)
 
-def session(max_idle: float, maxsize: int) -> requests.Session:
-    """A session whose pooled connections (up to ``maxsize`` per host) are each reused only within ``max_idle``
-    seconds of their last answer."""
-    s = requests.Session()
-    adapter = _RetiringAdapter(max_idle, pool_connections=4, pool_maxsize=maxsize)
-    s.mount("http://", adapter)
-    s.mount("https://", adapter)
-    return s
+    @property
+    def retired(self) -> int:
+        """Connections closed instead of reused because they had been idle too long."""
+        return self.pool.retired
+
+    def post(self, path: str, body: bytes, headers: Mapping[str, str], timeout: float = 45.0) -> Answer:
+        r = self.pool.urlopen("POST", self.prefix + path, body=body, headers=dict(headers), retries=False,
+                              timeout=Timeout(connect=5.0, read=timeout), assert_same_host=False)
+        return Answer(r.status, r.data)
+
+    def post_json(self, path: str, value: Any, headers: Mapping[str, str], timeout: float = 45.0) -> Answer:
+        return self.post(path, json.dumps(value, ensure_ascii=False).encode("utf-8"),
+                         {**headers, "Content-Type": "application/json"}, timeout)
+
+    def lines(self, path: str, params: Mapping[str, str], headers: Mapping[str, str]) -> Iterator[bytes]:
+        """The non-empty lines of a streamed answer as they arrive (a non-200 answer raises HTTPError)."""
+        r = self.pool.urlopen(
+            "GET", f"{self.prefix}{path}?{urlencode(params)}", headers=dict(headers), retries=False,
+            timeout=Timeout(connect=5.0, read=None), preload_content=False, assert_same_host=False)
+        try:
+            if r.status != 200:
+                raise HTTPError(f"GET {path}: HTTP {r.status}")
+            rest = b""
+            for chunk in r.stream(65536):
+                parts = (rest + chunk).split(b"\n")
+                rest = parts.pop()
+                yield from (p for p in parts if p)
+        finally:  # the stream ends when the server or the caller ends it: its connection is not reused as is
+            r.close()
+            r.release_conn()

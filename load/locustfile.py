@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import gevent
-import requests
 from gevent.event import Event
 from gevent.pool import Group
 from locust import LoadTestShape, User, events, task
@@ -68,8 +67,8 @@ class Cascade:
 class Follower:
     """The one trace follower of this process: reads the stream and completes waiting cascades."""
 
-    def __init__(self, base: str, token: str, since: int) -> None:
-        self.url = f"{base}/trace/stream"
+    def __init__(self, client: connections.Client, token: str, since: int) -> None:
+        self.client = client
         self.params = {"since": str(since)}
         self.headers = {"Authorization": f"Bearer {token}"}
         self.waiting: dict[tuple[int, str, str], Cascade] = {}
@@ -109,12 +108,9 @@ class Follower:
     def _run(self) -> None:
         while True:
             try:
-                with requests.get(self.url, params=self.params, headers=self.headers, stream=True,
-                                  timeout=(5, None)) as resp:
-                    for line in resp.iter_lines():
-                        if line:
-                            self._record(json.loads(line))
-            except (requests.RequestException, ValueError):
+                for line in self.client.lines("/trace/stream", self.params, self.headers):
+                    self._record(json.loads(line))
+            except (*connections.ClientError, ValueError):
                 gevent.sleep(0.2)
 
     def _record(self, rec: dict[str, Any]) -> None:
@@ -163,8 +159,8 @@ class Dispatcher:
         self.late = float(PLAN.get("late_ms", 100.0)) / 1000.0
         self.timeout = float(PLAN.get("cascade_timeout", 30.0))
         self.max_inflight = int(PLAN.get("max_inflight", 1000))
-        self.session = connections.session(float(PLAN.get("reuse_idle_s", 15.0)), max(10, self.max_inflight))
-        self.follower = Follower(self.base, self.token, int(PLAN.get("since", 0)))
+        self.client = connections.Client(self.base, float(PLAN.get("reuse_idle_s", 15.0)), max(10, self.max_inflight))
+        self.follower = Follower(self.client, self.token, int(PLAN.get("since", 0)))
         self.results: list[list[Any]] = []
         self.inflight = 0
         self.t0 = 0.0
@@ -218,23 +214,22 @@ class Dispatcher:
         auth = {"Authorization": f"Bearer {self.token}"}
         try:
             if st["kind"] == "counter":
-                r = self.session.post(f"{self.base}/counter", data=st["body"].encode("utf-8"), timeout=45,
-                                      headers={**auth, "X-Juki-Tenant": self.tenant,
-                                               "Content-Type": "application/xml; charset=utf-8"})
-                if r.status_code != 200:
-                    return f"{st['op']}: HTTP {r.status_code}"
+                r = self.client.post("/counter", st["body"].encode("utf-8"),
+                                     {**auth, "X-Juki-Tenant": self.tenant,
+                                      "Content-Type": "application/xml; charset=utf-8"})
+                if r.status != 200:
+                    return f"{st['op']}: HTTP {r.status}"
                 if "<Status>accepted</Status>" not in r.text:
                     m = re.search(r"<Code>([^<]*)</Code>", r.text)
                     return f"{st['op']}: not accepted ({m.group(1) if m else 'no code'})"
                 return None
-            r = self.session.post(f"{self.base}/control/tenants/{self.tenant}/send", json=st["body"],
-                                  headers=auth, timeout=45)
-            data = r.json() if r.status_code == 200 else {"status": r.status_code}
+            r = self.client.post_json(f"/control/tenants/{self.tenant}/send", st["body"], auth)
+            data = r.json() if r.status == 200 else {"status": r.status}
             status = data.get("status")
             if status not in (200, 202):
                 return f"{st['op']}: HTTP {status}"
             return None
-        except (requests.RequestException, ValueError) as e:
+        except (*connections.ClientError, ValueError) as e:
             return f"{st['op']}: {type(e).__name__}"
 
     def _finish(self, a: dict[str, Any], intended: float, start: float | None, done: float | None,
