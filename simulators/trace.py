@@ -148,11 +148,6 @@ def _to_row(rec: TraceRecord) -> tuple[Any, ...]:
     return (*row[:_FINDINGS_AT], _json_text(f) if f else _EMPTY_FINDINGS, *row[_FINDINGS_AT + 1:])
 
 
-def _encode_records(codec: tracedb.Codec, records: list[TraceRecord]) -> list[tuple[Any, ...]]:
-    """The rows INSERT binds (findings as JSON, payloads compressed where it pays)."""
-    return [codec.encode_row(_to_row(r)) for r in records]
-
-
 def _from_row(row: list[Any]) -> TraceRecord:
     """A decoded row (``tracedb.Codec.decode_row``) -> the record."""
     f = row[_FINDINGS_AT]
@@ -411,16 +406,7 @@ class TraceStore:
     def _commit(self, batch: list[TraceRecord]) -> None:
         """Encode (compress) the rows, one transaction, one fsync: on the loop or in the writer thread."""
         assert self._conn is not None
-        conn = self._conn
-        rows = _encode_records(self._codec, batch)
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.executemany(tracedb.INSERT, rows)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+        tracedb.commit_rows(self._conn, self._codec, [_to_row(r) for r in batch])
 
     def _start_batch(self) -> None:
         """Commit everything pending as one group: at once on the loop, or handed to the (idle) writer

@@ -166,6 +166,19 @@ class Codec:
         return out
 
 
+def commit_rows(conn: sqlite3.Connection, codec: Codec, rows: Sequence[Sequence[Any]]) -> None:
+    """Encode (compress) the rows and insert them in one transaction: one fsync when the file is durable."""
+    encoded = [codec.encode_row(r) for r in rows]
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.executemany(INSERT, encoded)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
 def codec_of(conn: sqlite3.Connection) -> Codec:
     """The codec of an open file (its own dictionary; plain zlib for a version-1 file read offline)."""
     has = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='trace_zdict'").fetchone()
