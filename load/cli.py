@@ -5,6 +5,7 @@ Examples::
     juki-harness load --sut reference --profile peak-day --compress 600 --duration 60s
     juki-harness load --scale prefecture:13 --compress 3600 --threshold 'p95<1s' --threshold 'dropped<1%'
     juki-harness load --profile steady --rate 20 --duration 30s --workers 2
+    juki-harness load --sut reference --profile ramp --rate 150 --duration 120s   (the highest rate that holds)
     juki-harness load --plan --scale national        (rates and totals only, nothing is started)
 
 Exit 0: the run held every threshold and conformance under load passed; 1: a threshold or conformance failed
@@ -48,7 +49,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--date", default="2026-03-30", help="the day replayed (default 2026-03-30, a peak Monday)")
     p.add_argument("--compress", type=float, default=600.0, help="time compression factor (default 600)")
     p.add_argument("--duration", help="stop sending after this much run time (60s, 2m); default: whole schedule")
-    p.add_argument("--rate", type=float, help="steady profile: actions per second")
+    p.add_argument("--rate", type=float, help="steady profile: actions per second; ramp: the rate it rises to")
     p.add_argument("--workers", type=int, default=0, help="Locust master + N workers on loopback")
     p.add_argument("--web", action="store_true", help="Locust's web UI (starts by itself, quits 5 s after the end)")
     p.add_argument("--web-port", type=int, default=8089, help="port of the web UI on 127.0.0.1 (default 8089)")
@@ -66,6 +67,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _cmd(args: argparse.Namespace) -> int:
+    from load.report import capacity_sentence
     from load.runner import DEFAULT_SAMPLES, LoadOptions, run_load
     from simulators.runtime import run
 
@@ -104,7 +106,8 @@ def _cmd(args: argparse.Namespace) -> int:
         print(f"load: {e}", file=sys.stderr)
         return 2
     s = outcome.stats
-    lines = [f"load: {s.totals()}", f"load: cascade time {s.percentiles()}"]
+    lines = [f"load: {s.totals()}", f"load: cascade time {s.percentiles()}",
+             f"load: capacity — {capacity_sentence(s.capacity(), args.sut, args.scale)}"]
     if outcome.error:
         lines.append(f"load: error LOAD-LOCUST: {outcome.error}")
     for t, ok, measured in outcome.thresholds:

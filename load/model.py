@@ -48,7 +48,7 @@ FUNCTIONS: dict[str, tuple[str, str]] = {
     "wide_area_copy": ("peer", "counter"),            # 広域交付住民票 request from a peer
     "kiosk": ("kiosk", "kiosk"),                      # コンビニ交付
 }
-PROFILES = ("peak-day", "season", "steady")
+PROFILES = ("peak-day", "season", "steady", "ramp")
 
 
 def _err(code: str, message: str) -> HarnessError:
@@ -204,7 +204,8 @@ class LoadModel:
 
         peak-day: ``day`` from the earliest opening (06:30). season: every day from the season's start to its end
         (in ``day``'s year), one after the other (86 400 s apart). steady: ``rate`` actions/s for ``duration`` s
-        with the mix of ``day``.
+        with the mix of ``day``. ramp: the same mix at a rate rising evenly from 0 to ``rate`` actions/s over
+        ``duration`` s (a capacity search: the report names the highest rate that still held).
         """
         rng = random.Random(seed)
         raw: list[tuple[float, str]] = []
@@ -221,10 +222,10 @@ class LoadModel:
             while d <= end:
                 raw += [(t - t0, fn) for t, fn in self._day_arrivals(scale, d, rng, offset=i * 86400.0)]
                 d, i = d + timedelta(days=1), i + 1
-        elif profile == "steady":
+        elif profile in ("steady", "ramp"):
             if not rate or rate <= 0 or not duration or duration <= 0:
-                raise _err("LOAD-STEADY", "the steady profile needs --rate R (> 0, actions/s) and --duration")
-            raw = self._steady(scale, day, rng, rate, duration)
+                raise _err("LOAD-STEADY", f"the {profile} profile needs --rate R (> 0, actions/s) and --duration")
+            raw = self._steady(scale, day, rng, rate, duration, ramp=profile == "ramp")
         else:
             raise _err("LOAD-PROFILE", f"unknown profile {profile!r}: use one of {', '.join(PROFILES)}")
         raw.sort(key=lambda x: (x[0], x[1]))
@@ -237,15 +238,18 @@ class LoadModel:
             out += [(offset + t, fn) for t in _stratified(per_minute, 60.0, rng)]
         return out
 
-    def _steady(self, scale: Scale, day: date, rng: random.Random, rate: float, duration: float
-                ) -> list[tuple[float, str]]:
+    def _steady(self, scale: Scale, day: date, rng: random.Random, rate: float, duration: float,
+                ramp: bool = False) -> list[tuple[float, str]]:
+        """``rate`` actions/s in ``day``'s mix; with ``ramp``, second i runs at rate × (i + ½) / duration."""
         totals = self.day_totals(scale, day)
         if sum(totals.values()) <= 0:
             totals = self.day_totals(scale, _weekday(day))
         whole = sum(totals.values())
+        seconds = math.ceil(duration)
+        level = [min(1.0, (i + 0.5) / duration) if ramp else 1.0 for i in range(seconds)]
         out: list[tuple[float, str]] = []
         for fn, tot in sorted(totals.items()):
-            per_second = [rate * tot / whole] * math.ceil(duration)
+            per_second = [rate * x * tot / whole for x in level]
             out += [(t, fn) for t in _stratified(per_second, 1.0, rng) if t < duration]
         return out
 

@@ -157,6 +157,33 @@ def bottleneck(outcome: LoadOutcome) -> str:
     return (f"The SUT side was the bottleneck: {symptom} while the harness was not saturated ({figures}).")
 
 
+def capacity_sentence(cap: dict[str, Any], sut: str, scale: str) -> str:
+    """What ``Stats.capacity`` found, in one or two sentences (with the steady run that confirms it)."""
+    if not cap["windows"]:
+        return "No action ran: nothing to say about capacity."
+    w, limit = float(cap["window_s"]), f"{float(cap['limit_s']):g} s"
+
+    def win(x: dict[str, Any]) -> str:
+        return f"t {x['t']:g}–{x['t'] + w:g} s"
+
+    rule = f"windows of {w:g} s by intended start, each holding when p95 ≤ {limit} and ≤ 1 % of it behind"
+    held, failed = cap["held"], cap["first_failed"]
+    if held is None:
+        return (f"Not even the first window held ({rule}): at {failed['rate']:g} actions/s ({win(failed)}) the "
+                f"p95 was {_ms(failed['p95'])} and {failed['behind']} of {failed['actions']} actions were late, "
+                f"dropped or failed — try a lower rate.")
+    if failed is None:
+        return (f"Every window held ({rule}), the busiest at {held['rate']:g} actions/s ({win(held)}, p95 "
+                f"{_ms(held['p95'])}): the ceiling is above what this run offered (a ramp to a higher --rate "
+                f"finds it).")
+    confirm = (f"juki-harness load --sut {sut} --scale {scale} --profile steady --rate {math.floor(held['rate']):d} "
+               f"--duration 60s")
+    return (f"Held up to {held['rate']:g} actions/s ({win(held)}, p95 {_ms(held['p95'])}; {rule}). The first "
+            f"window that did not hold offered {failed['rate']:g} actions/s ({win(failed)}, p95 "
+            f"{_ms(failed['p95'])}, {failed['behind']} of {failed['actions']} behind). Each window is short: "
+            f"confirm with `{confirm}`.")
+
+
 def sample_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per sampled scenario over all its rounds."""
     rows: dict[str, dict[str, Any]] = {}
@@ -209,6 +236,7 @@ def write_report(outcome: LoadOutcome, opts: LoadOptions, scale: Scale) -> dict[
     thresholds = [{"text": t.text, "ok": ok, "measured": t.describe(m).split(": ", 1)[1]}
                   for t, ok, m in outcome.thresholds]
     trace = outcome.trace.to_json() if outcome.trace else {"ok": False, "counts": {}, "findings": []}
+    cap = s.capacity()
     ctx = {
         "profile": opts.profile, "scale": scale.kind, "day": opts.day.isoformat(), "sut": opts.sut,
         "compress": opts.compress, "seed": opts.seed, "started": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -219,6 +247,8 @@ def write_report(outcome: LoadOutcome, opts: LoadOptions, scale: Scale) -> dict[
         "thresholds": thresholds, "trace": trace, "samples": sample_rows(outcome.conformance),
         "samples_ok": outcome.conformance_ok, "plots": plots, "errors": s.errors(), "error": outcome.error,
         "sut_process": outcome.sut_process, "collector": outcome.collector,
+        "capacity": capacity_sentence(cap, opts.sut, opts.scale), "windows": cap["windows"],
+        "window_s": cap["window_s"],
     }
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
     html = env.get_template("report.html").render(ctx)
@@ -226,7 +256,8 @@ def write_report(outcome: LoadOutcome, opts: LoadOptions, scale: Scale) -> dict[
     (out / "load-report.html").write_text(html, encoding="utf-8")
     doc = {"profile": opts.profile, "scale": scale.kind, "day": opts.day.isoformat(), "sut": opts.sut,
            "compress": opts.compress, "seed": opts.seed, "workers": opts.workers, "exit_code": outcome.exit_code,
-           "bottleneck": ctx["bottleneck"], "error": outcome.error, "sut_process": outcome.sut_process,
+           "bottleneck": ctx["bottleneck"], "capacity_sentence": ctx["capacity"], "error": outcome.error,
+           "sut_process": outcome.sut_process,
            "collector": outcome.collector,
            **s.to_json(), "thresholds": thresholds,
            "trace": trace,

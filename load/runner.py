@@ -436,8 +436,8 @@ async def run_load(opts: LoadOptions, out: Callable[[str], None] = print) -> Loa
     model = LoadModel.default()
     scale = Scale.parse(opts.scale, model.figures)
     actions = model.schedule(scale, opts.day, opts.seed, opts.profile, rate=opts.rate,
-                             duration=opts.duration if opts.profile == "steady" else None)
-    compress = 1.0 if opts.profile == "steady" else opts.compress
+                             duration=opts.duration if opts.profile in ("steady", "ramp") else None)
+    compress = 1.0 if opts.profile in ("steady", "ramp") else opts.compress
     if opts.duration is not None:
         actions = [a for a in actions if a.t / compress < opts.duration]
     span = max((a.t / compress for a in actions), default=0.0)

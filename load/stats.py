@@ -9,7 +9,7 @@ second of the run.
 API::
 
     Stats.from_results(folder) -> Stats
-      totals() / by_function / percentiles(fn=None) / series(width=1.0) / to_json()
+      totals() / by_function / percentiles(fn=None) / series(width=1.0) / capacity(limit=1.0) / to_json()
     parse_threshold("p95<1s" | "move_in:p99<=500ms" | "dropped<1%" | "errors<0.5%" | "late<5%") -> Threshold
       Threshold.evaluate(stats) -> (passed, measured)
 """
@@ -29,6 +29,7 @@ from hdrh.histogram import HdrHistogram
 from conformance.errors import fail
 
 STATUSES = ("ok", "late", "error", "dropped", "unsent")
+CAPACITY_P95_S = 1.0  # a window of the run "held" when its cascades' p95 stayed within this (issue 11)
 PCTS = (50.0, 95.0, 99.0)
 
 
@@ -156,6 +157,55 @@ class Stats:
         return {"t": [i * width for i in range(n)], "completed": comp, "dropped": drop, "late": late,
                 "errors": errs, "functions": fns}
 
+    def capacity(self, limit: float = CAPACITY_P95_S, width: float | None = None) -> dict[str, Any]:
+        """The highest rate the run held: its actions cut into windows of intended time (``width`` s; by
+        default about a 24th of the run, at least 5 s, tiling it exactly so that the last window is not a
+        short one read as a low rate). A window holds when the p95 of its cascades, timed from the intended
+        start, is at most ``limit`` s and at most 1 % of its actions were late, dropped, unsent or failed.
+        ``held_rate`` is the busiest window before the first one that did not hold; once a window fails,
+        the backlog it leaves makes later ones fail at lower rates, so they say nothing of capacity.
+
+        On a ramp (``--profile ramp``) this is the capacity search; each window lasts only ``width`` s, so
+        the report asks to confirm the figure with a steady run at that rate."""
+        if not self.rows:
+            return {"limit_s": limit, "window_s": width, "held_rate": None, "first_failed": None, "windows": []}
+        span = max(r.intended for r in self.rows)
+        if width is None:  # whole windows that tile the run (its last second rounded up), none shorter
+            end = max(1.0, float(math.ceil(span)))
+            w = end / max(1, round(end / max(5.0, end / 24.0)))
+        else:
+            w = width
+        n = max(1, math.ceil(span / w))
+        count, behind = [0] * n, [0] * n
+        times: list[list[float]] = [[] for _ in range(n)]
+        for r in self.rows:
+            b = min(int(r.intended // w), n - 1)  # an action at the run's very end belongs to its last window
+            count[b] += 1
+            v = r.latency
+            if v is None or r.status == "late":
+                behind[b] += 1
+            if v is not None:
+                times[b].append(v)
+        windows: list[dict[str, Any]] = []
+        held: dict[str, Any] | None = None
+        failed: dict[str, Any] | None = None
+        for b in range(n):
+            if not count[b]:
+                continue
+            vals = sorted(times[b])
+            p95 = _rank(vals, 95.0) if vals else None
+            ok = p95 is not None and p95 <= limit and behind[b] <= 0.01 * count[b]
+            win = {"t": round(b * w, 3), "rate": round(count[b] / w, 2), "actions": count[b],
+                   "p95": None if p95 is None else round(p95, 6), "behind": behind[b], "held": ok}
+            windows.append(win)
+            if failed is None:
+                if not ok:
+                    failed = win
+                elif held is None or win["rate"] >= held["rate"]:
+                    held = win
+        return {"limit_s": limit, "window_s": round(w, 3), "held_rate": None if held is None else held["rate"],
+                "held": held, "first_failed": failed, "windows": windows}
+
     def errors(self, limit: int = 20) -> list[dict[str, Any]]:
         c = Counter((r.function, r.error) for r in self.rows if r.status == "error")
         return [{"function": fn, "error": e, "count": n} for (fn, e), n in c.most_common(limit)]
@@ -163,7 +213,8 @@ class Stats:
     def to_json(self) -> dict[str, Any]:
         return {"totals": self.totals(), "by_function": self.by_function(),
                 "latency": {"all": self.percentiles(), **{fn: self.percentiles(fn) for fn in self.by_function()}},
-                "send_lag": self.percentiles(lag=True), "errors": self.errors(), "skipped": self.skipped,
+                "send_lag": self.percentiles(lag=True), "capacity": self.capacity(), "errors": self.errors(),
+                "skipped": self.skipped,
                 "setup_errors": self.setup_errors[:20], "locust_exit": self.locust_rc}
 
 

@@ -107,6 +107,65 @@ def test_steady_and_season_profiles() -> None:
         MODEL.schedule(sc, PEAK, seed=1, profile="weekly")
 
 
+def test_a_ramp_rises_evenly_to_its_rate_with_the_steady_mix() -> None:
+    sc = Scale.parse("municipality:100000")
+    ramp = MODEL.schedule(sc, PEAK, seed=3, profile="ramp", rate=40.0, duration=60.0)
+    assert ramp == MODEL.schedule(sc, PEAK, seed=3, profile="ramp", rate=40.0, duration=60.0)
+    assert abs(len(ramp) - 40.0 * 60.0 / 2) <= len(FUNCTIONS)  # the area under the ramp, rounded per function
+    per_10s = [sum(1 for a in ramp if 10 * k <= a.t < 10 * (k + 1)) for k in range(6)]
+    for k, n in enumerate(per_10s):  # second i runs at 40·(i + ½)/60: ten of them hold 40·(10k + 5)/60·10
+        assert abs(n - 40.0 * (10 * k + 5) / 60.0 * 10) <= len(FUNCTIONS), per_10s
+    steady = MODEL.schedule(sc, PEAK, seed=3, profile="steady", rate=20.0, duration=60.0)
+    share = {fn: sum(a.function == fn for a in ramp) / len(ramp) for fn in FUNCTIONS}
+    assert all(abs(share[fn] - sum(a.function == fn for a in steady) / len(steady)) < 0.02 for fn in FUNCTIONS)
+    with pytest.raises(HarnessError, match="ramp profile needs --rate"):
+        MODEL.schedule(sc, PEAK, seed=3, profile="ramp", duration=60.0)
+
+
+def _window_rows(p95_by_window: list[float], rate: list[int], width: float = 5.0,
+                 status: str = "ok") -> list[Row]:
+    """rate[k] actions in window k, each taking p95_by_window[k] seconds."""
+    rows: list[Row] = []
+    for k, (lat, n) in enumerate(zip(p95_by_window, rate, strict=True)):
+        for j in range(n):
+            t = k * width + width * j / n
+            rows.append(Row(len(rows), "copy", t, t, t + lat, status, None))
+    return rows
+
+
+def test_capacity_is_the_busiest_window_before_the_first_that_did_not_hold() -> None:
+    rows = _window_rows([0.1, 0.2, 0.4, 1.5, 0.3, 0.2], [50, 100, 150, 200, 400, 300])
+    cap = Stats(rows=rows).capacity(limit=1.0, width=5.0)
+    assert cap["held_rate"] == 30.0 and cap["held"]["t"] == 10.0  # 150 actions in 5 s
+    assert cap["first_failed"]["rate"] == 40.0 and cap["first_failed"]["p95"] == pytest.approx(1.5)
+    # a later window that holds again at a higher rate does not count: the backlog had already begun
+    assert [w["held"] for w in cap["windows"]] == [True, True, True, False, True, True]
+    assert Stats(rows=rows).capacity(limit=2.0, width=5.0)["held_rate"] == 80.0
+
+
+def test_a_window_with_more_than_one_percent_behind_does_not_hold() -> None:
+    rows = _window_rows([0.1, 0.1], [100, 100])
+    rows[150].status = "error"  # one of 100 behind: holds
+    assert Stats(rows=rows).capacity(width=5.0)["first_failed"] is None
+    rows[151].status, rows[152].status = "late", "dropped"  # three of 100: does not
+    cap = Stats(rows=rows).capacity(width=5.0)
+    assert cap["first_failed"]["t"] == 5.0 and cap["first_failed"]["behind"] == 3 and cap["held_rate"] == 20.0
+
+
+def test_the_capacity_sentence_names_the_rates_and_the_run_that_confirms_them() -> None:
+    from load.report import capacity_sentence
+
+    both = capacity_sentence(Stats(rows=_window_rows([0.1, 0.2, 1.5], [50, 100, 150])).capacity(width=5.0),
+                             "reference", "municipality:100000")
+    assert "Held up to 20 actions/s" in both and "offered 30 actions/s" in both
+    assert "--sut reference --scale municipality:100000 --profile steady --rate 20 --duration 60s" in both
+    never = capacity_sentence(Stats(rows=_window_rows([0.1, 0.2], [50, 100])).capacity(width=5.0), "stub", "x")
+    assert never.startswith("Every window held") and "20 actions/s" in never
+    none = capacity_sentence(Stats(rows=_window_rows([3.0], [50])).capacity(width=5.0), "stub", "x")
+    assert none.startswith("Not even the first window held") and "10 actions/s" in none
+    assert capacity_sentence(Stats().capacity(), "stub", "x").startswith("No action ran")
+
+
 def test_plan_requires_the_routes_messages_and_fixtures_for_existing_persons() -> None:
     sc = Scale.parse("municipality:200000")
     sched = MODEL.schedule(sc, PEAK, seed=3)[:400]

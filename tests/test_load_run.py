@@ -87,3 +87,16 @@ def test_the_cli_exits_non_zero_naming_a_threshold_that_cannot_hold(tmp_path: Pa
     assert r.returncode == 1, r.stdout + r.stderr
     assert "threshold FAILED — p95<1ms" in r.stdout
     assert (tmp_path / "load-report.html").exists() and (tmp_path / "locust_stats.csv").exists()
+
+
+@pytest.mark.slow
+def test_a_ramp_run_reports_the_capacity_it_found(tmp_path: Path) -> None:
+    cmd = [str(Path(sys.executable).with_name("juki-harness")), "load", "--sut", "stub", "--profile", "ramp",
+           "--rate", "40", "--duration", "12s", "--samples", "", "--out", str(tmp_path)]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "load: capacity — Every window held" in r.stdout  # 40 actions/s is far below the stub's ceiling
+    cap = json.loads((tmp_path / "load-report.json").read_text(encoding="utf-8"))["capacity"]
+    rates = [w["rate"] for w in cap["windows"]]
+    assert len(rates) >= 2 and rates[-1] > rates[0] and cap["held_rate"] == max(rates)
+    assert "Capacity windows" in (tmp_path / "load-report.html").read_text(encoding="utf-8")
