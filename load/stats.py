@@ -168,7 +168,8 @@ class Stats:
         On a ramp (``--profile ramp``) this is the capacity search; each window lasts only ``width`` s, so
         the report asks to confirm the figure with a steady run at that rate."""
         if not self.rows:
-            return {"limit_s": limit, "window_s": width, "held_rate": None, "first_failed": None, "windows": []}
+            return {"limit_s": limit, "window_s": width, "held_rate": None, "held": None, "first_failed": None,
+                    "windows": []}
         span = max(r.intended for r in self.rows)
         if width is None:  # whole windows that tile the run (its last second rounded up), none shorter
             end = max(1.0, float(math.ceil(span)))
