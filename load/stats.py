@@ -29,7 +29,7 @@ from hdrh.histogram import HdrHistogram
 from conformance.errors import fail
 
 STATUSES = ("ok", "late", "error", "dropped", "unsent")
-CAPACITY_P95_S = 1.0  # a window of the run "held" when its cascades' p95 stayed within this (issue 11)
+CAPACITY_P95_S = 1.0  # a window of the run "held" when its cascades' p95 stayed within this many seconds
 PCTS = (50.0, 95.0, 99.0)
 
 
