@@ -11,7 +11,8 @@ Environment: ``JUKI_LOAD_PLAN`` (the plan JSON written by ``load.runner``: the r
 per action — index, intended time, function, seed). With ``--workers N`` each worker takes the actions whose
 index ≡ its worker index (mod N), so the totals do not depend on N, and builds their requests itself
 (``load.plan.Planner``) just before each is due.
-Each process writes ``results-{index}.jsonl`` (one line per action) into the plan's ``out`` directory.
+Each process writes ``results-{index}.jsonl`` (one line per action) and ``start-{index}.json`` (the wall-clock
+time of its intended t = 0) into the plan's ``out`` directory.
 """
 
 from __future__ import annotations
@@ -169,6 +170,9 @@ class Dispatcher:
     def run(self) -> None:
         self.follower.start()
         self.t0 = time.monotonic()
+        # the wall-clock time of intended t = 0, so the harness can line its CPU samples up with the schedule
+        (Path(PLAN["out"]) / f"start-{self.index}.json").write_text(json.dumps({"t0": time.time()}),
+                                                                     encoding="utf-8")
         running = Group()  # forgets each cascade when it ends: a national day must not keep 525,000 of them
         for action in self.actions:
             a = self.planner.action(action)  # built before it is due (≈ 0.3 ms), so it starts on time

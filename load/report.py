@@ -166,6 +166,11 @@ def capacity_sentence(cap: dict[str, Any], sut: str, scale: str) -> str:
     def win(x: dict[str, Any]) -> str:
         return f"t {x['t']:g}–{x['t'] + w:g} s"
 
+    def cpu(x: dict[str, Any]) -> str:
+        parts = [f"{who} process at {x[k]:.0f} %"
+                 for who, k in (("the gateway", "gateway_cpu"), ("the SUT", "sut_cpu")) if x.get(k) is not None]
+        return f"; {' and '.join(parts)} of one core" if parts else ""
+
     rule = f"windows of {w:g} s by intended start, each holding when p95 ≤ {limit} and ≤ 1 % of it behind"
     held, failed = cap["held"], cap["first_failed"]
     if held is None:
@@ -174,13 +179,14 @@ def capacity_sentence(cap: dict[str, Any], sut: str, scale: str) -> str:
                 f"dropped or failed — try a lower rate.")
     if failed is None:
         return (f"Every window held ({rule}), the busiest at {held['rate']:g} actions/s ({win(held)}, p95 "
-                f"{_ms(held['p95'])}): the ceiling is above what this run offered (a ramp to a higher --rate "
-                f"finds it).")
+                f"{_ms(held['p95'])}{cpu(held)}): the ceiling is above what this run offered (a ramp to a higher "
+                f"--rate finds it).")
     confirm = (f"juki-harness load --sut {sut} --scale {scale} --profile steady --rate {math.floor(held['rate']):d} "
                f"--duration 60s")
-    return (f"Held up to {held['rate']:g} actions/s ({win(held)}, p95 {_ms(held['p95'])}; {rule}). The first "
-            f"window that did not hold offered {failed['rate']:g} actions/s ({win(failed)}, p95 "
-            f"{_ms(failed['p95'])}, {failed['behind']} of {failed['actions']} behind). Each window is short: "
+    return (f"Held up to {held['rate']:g} actions/s ({win(held)}, p95 {_ms(held['p95'])}{cpu(held)}; {rule}). "
+            f"The first window that did not hold offered {failed['rate']:g} actions/s ({win(failed)}, p95 "
+            f"{_ms(failed['p95'])}, {failed['behind']} of {failed['actions']} behind{cpu(failed)}). Each window "
+            f"is short: "
             f"confirm with `{confirm}`.")
 
 

@@ -415,7 +415,8 @@ class _Sampler:
         for p in self.locust:
             with contextlib.suppress(psutil.Error):
                 loc.append(p.cpu_percent(None))
-        row = {"t": round(time.monotonic() - self.t0, 3), "gateway_cpu": self.me.cpu_percent(None),
+        row = {"t": round(time.monotonic() - self.t0, 3), "wall": time.time(),
+               "gateway_cpu": self.me.cpu_percent(None),
                "locust_cpu": sum(loc), "locust_cpu_max": max(loc, default=0.0),
                "machine_cpu": psutil.cpu_percent(None),
                "lanes": float(sum(len(v) for v in lanes.values())), "trace_seq": float(self.rt.store.last_seq)}

@@ -73,9 +73,12 @@ class Stats:
     skipped: dict[str, int] = field(default_factory=dict)
     setup_errors: list[str] = field(default_factory=list)
     locust_rc: int | None = None
+    #: wall-clock time of intended t = 0 (the earliest Locust process's), to line CPU samples up with windows
+    t0_wall: float | None = None
 
     @classmethod
     def from_results(cls, folder: Path) -> Stats:
+        starts = [float(json.loads(p.read_text(encoding="utf-8"))["t0"]) for p in folder.glob("start-*.json")]
         rows: list[Row] = []
         for path in sorted(folder.glob("results-*.jsonl")):
             for line in path.read_text(encoding="utf-8").splitlines():
@@ -84,7 +87,7 @@ class Stats:
                     require = tuple((int(a), str(m), str(k)) for a, m, k in req[0]) if req else ()
                     rows.append(Row(int(i), str(fn), float(t), s, d, str(st), err, require))
         rows.sort(key=lambda r: r.index)
-        return cls(rows=rows)
+        return cls(rows=rows, t0_wall=min(starts, default=None))
 
     # -- totals
 
@@ -197,7 +200,8 @@ class Stats:
             p95 = _rank(vals, 95.0) if vals else None
             ok = p95 is not None and p95 <= limit and behind[b] <= 0.01 * count[b]
             win = {"t": round(b * w, 3), "rate": round(count[b] / w, 2), "actions": count[b],
-                   "p95": None if p95 is None else round(p95, 6), "behind": behind[b], "held": ok}
+                   "p95": None if p95 is None else round(p95, 6), "behind": behind[b], "held": ok,
+                   **self._cpu_during(b * w, w)}
             windows.append(win)
             if failed is None:
                 if not ok:
@@ -206,6 +210,19 @@ class Stats:
                     held = win
         return {"limit_s": limit, "window_s": round(w, 3), "held_rate": None if held is None else held["rate"],
                 "held": held, "first_failed": failed, "windows": windows}
+
+    def _cpu_during(self, t: float, width: float) -> dict[str, float | None]:
+        """The median CPU (% of one core) of the gateway and SUT processes over intended seconds [t, t+width):
+        the 1-s samples taken in that span of wall-clock time (each covers the second before it)."""
+        out: dict[str, float | None] = {"gateway_cpu": None, "sut_cpu": None}
+        if self.t0_wall is None:
+            return out
+        lo, hi = self.t0_wall + t + 0.5, self.t0_wall + t + width + 0.5
+        inside = [c for c in self.cpu if "wall" in c and lo < c["wall"] <= hi]
+        for key in out:
+            vals = sorted(float(c[key]) for c in inside if key in c)
+            out[key] = round(vals[(len(vals) - 1) // 2], 1) if vals else None
+        return out
 
     def errors(self, limit: int = 20) -> list[dict[str, Any]]:
         c = Counter((r.function, r.error) for r in self.rows if r.status == "error")

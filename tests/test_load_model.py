@@ -152,6 +152,15 @@ def test_a_window_with_more_than_one_percent_behind_does_not_hold() -> None:
     assert cap["first_failed"]["t"] == 5.0 and cap["first_failed"]["behind"] == 3 and cap["held_rate"] == 20.0
 
 
+def test_each_window_carries_the_cpu_sampled_during_its_own_seconds() -> None:
+    stats = Stats(rows=_window_rows([0.1, 0.2, 1.5], [50, 100, 150]), t0_wall=1000.0)
+    # one sample a second, each covering the second before it: window k's samples are those of seconds 5k+1 .. 5k+5
+    stats.cpu = [{"wall": 1000.0 + s, "gateway_cpu": 10.0 * (s // 5.5 + 1), "sut_cpu": 5.0} for s in range(1, 16)]
+    cap = stats.capacity(width=5.0)
+    assert [(w["gateway_cpu"], w["sut_cpu"]) for w in cap["windows"]] == [(10.0, 5.0), (20.0, 5.0), (30.0, 5.0)]
+    assert Stats(rows=stats.rows).capacity(width=5.0)["windows"][0]["gateway_cpu"] is None  # no start time known
+
+
 def test_the_capacity_sentence_names_the_rates_and_the_run_that_confirms_them() -> None:
     from load.report import capacity_sentence
 
@@ -159,6 +168,10 @@ def test_the_capacity_sentence_names_the_rates_and_the_run_that_confirms_them() 
                              "reference", "municipality:100000")
     assert "Held up to 20 actions/s" in both and "offered 30 actions/s" in both
     assert "--sut reference --scale municipality:100000 --profile steady --rate 20 --duration 60s" in both
+    stats = Stats(rows=_window_rows([0.1, 0.2, 1.5], [50, 100, 150]), t0_wall=0.0)
+    stats.cpu = [{"wall": float(s), "gateway_cpu": 70.0, "sut_cpu": 40.0} for s in range(1, 16)]
+    with_cpu = capacity_sentence(stats.capacity(width=5.0), "reference", "national")
+    assert "p95 200.0 ms; the gateway process at 70 % and the SUT process at 40 % of one core" in with_cpu
     never = capacity_sentence(Stats(rows=_window_rows([0.1, 0.2], [50, 100])).capacity(width=5.0), "stub", "x")
     assert never.startswith("Every window held") and "20 actions/s" in never
     none = capacity_sentence(Stats(rows=_window_rows([3.0], [50])).capacity(width=5.0), "stub", "x")

@@ -99,4 +99,5 @@ def test_a_ramp_run_reports_the_capacity_it_found(tmp_path: Path) -> None:
     cap = json.loads((tmp_path / "load-report.json").read_text(encoding="utf-8"))["capacity"]
     rates = [w["rate"] for w in cap["windows"]]
     assert len(rates) >= 2 and rates[-1] > rates[0] and cap["held_rate"] == max(rates)
+    assert all(w["gateway_cpu"] is not None and w["sut_cpu"] is not None for w in cap["windows"])
     assert "Capacity windows" in (tmp_path / "load-report.html").read_text(encoding="utf-8")
