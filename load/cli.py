@@ -6,7 +6,7 @@ Examples::
     juki-harness load --scale prefecture:13 --compress 3600 --threshold 'p95<1s' --threshold 'dropped<1%'
     juki-harness load --profile steady --rate 20 --duration 30s --workers 2
     juki-harness load --sut reference --profile ramp --rate 150 --duration 120s   (the highest rate that holds)
-    juki-harness load --plan --scale national        (rates and totals only, nothing is started)
+    juki-harness load --plan --scale national --compress 100   (totals, rates and what the replay asks for)
 
 Exit 0: the run held every threshold and conformance under load passed; 1: a threshold or conformance failed
 (named on the console); 2: the run could not be made (bad option, harness problem).
@@ -66,6 +66,18 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(func=_cmd)
 
 
+def replay_summary(model: LoadModel, scale: Scale, day: date, compress: float) -> dict[str, float]:
+    """What replaying ``day`` at ``compress`` asks of the harness and the SUT: how long it takes and the busiest
+    minute's rate, to hold against the capacity a ramp finds (``--profile ramp``) before a long run."""
+    per_minute = [sum(col) for col in zip(*model.rates(scale, day).values(), strict=True)]
+    busy = [m for m, r in enumerate(per_minute) if r > 0]
+    minutes = (busy[-1] - busy[0] + 1) if busy else 0
+    return {"compress": compress, "minutes_of_the_day": minutes,
+            "run_seconds": round(minutes * 60.0 / compress, 1),
+            "busiest_minute_actions": round(max(per_minute, default=0.0), 1),
+            "busiest_actions_per_s": round(max(per_minute, default=0.0) / 60.0 * compress, 1)}
+
+
 def _cmd(args: argparse.Namespace) -> int:
     from load.report import capacity_sentence
     from load.runner import DEFAULT_SAMPLES, LoadOptions, run_load
@@ -82,7 +94,8 @@ def _cmd(args: argparse.Namespace) -> int:
         if args.plan:
             fns = rate_summary(model, scale, day)
             summary = {"scale": scale.kind, "date": day.isoformat(),
-                       "actions": round(sum(f["total"] for f in fns.values())), "functions": fns}
+                       "actions": round(sum(f["total"] for f in fns.values())),
+                       "replay": replay_summary(model, scale, day, args.compress), "functions": fns}
             print(json.dumps(summary, ensure_ascii=False, indent=2))
             return 0
         if args.sut not in ("reference", "stub") and not args.sut.startswith(("http://", "https://")):

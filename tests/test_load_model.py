@@ -298,3 +298,16 @@ def test_the_bottleneck_sentence_follows_the_numbers() -> None:
     behind = Stats(rows=[Row(i, "copy", float(i), i + 1.0, i + 1.1, "late", None) for i in range(100)],
                    cpu=[{"t": 1.0, "gateway_cpu": 20.0, "locust_cpu": 99.0, "lanes": 0.0, "trace_seq": 0.0}])
     assert bottleneck(LoadOutcome(stats=behind)).startswith("The harness was the bottleneck")
+
+
+def test_the_plan_says_what_a_replay_asks_for_at_its_compression() -> None:
+    from load.cli import replay_summary
+
+    national = Scale.parse("national")
+    slow, fast = (replay_summary(MODEL, national, PEAK, c) for c in (12.0, 100.0))
+    assert slow["minutes_of_the_day"] == fast["minutes_of_the_day"] == 990  # 06:30 .. 23:00 (the kiosks)
+    assert (slow["run_seconds"], fast["run_seconds"]) == (4950.0, 594.0)
+    busiest = max(sum(r[m] for r in MODEL.rates(national, PEAK).values()) for m in range(1440))
+    assert fast["busiest_minute_actions"] == pytest.approx(busiest, abs=0.1)
+    assert fast["busiest_actions_per_s"] == pytest.approx(busiest / 60 * 100, abs=0.1)
+    assert slow["busiest_actions_per_s"] == pytest.approx(busiest / 60 * 12, abs=0.1)
