@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance.errors import HarnessError, fail
-from load.model import PROFILES, LoadModel, Scale, rate_summary
+from load.model import PROFILES, LoadModel, Scale, rate_summary, replay_summary
 
 _DUR = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 
@@ -64,18 +64,6 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--plan", action="store_true", help="print the model's totals and rates; start nothing")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=_cmd)
-
-
-def replay_summary(model: LoadModel, scale: Scale, day: date, compress: float) -> dict[str, float]:
-    """What replaying ``day`` at ``compress`` asks of the harness and the SUT: how long it takes and the busiest
-    minute's rate, to hold against the capacity a ramp finds (``--profile ramp``) before a long run."""
-    per_minute = [sum(col) for col in zip(*model.rates(scale, day).values(), strict=True)]
-    busy = [m for m, r in enumerate(per_minute) if r > 0]
-    minutes = (busy[-1] - busy[0] + 1) if busy else 0
-    return {"compress": compress, "minutes_of_the_day": minutes,
-            "run_seconds": round(minutes * 60.0 / compress, 1),
-            "busiest_minute_actions": round(max(per_minute, default=0.0), 1),
-            "busiest_actions_per_s": round(max(per_minute, default=0.0) / 60.0 * compress, 1)}
 
 
 def _cmd(args: argparse.Namespace) -> int:

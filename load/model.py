@@ -11,6 +11,7 @@ API::
       day_totals(scale, day) -> dict[function, float]      expected notifications/requests that day
       rates(scale, day) -> dict[function, list[float]]     1440 per-minute rates; each sums to its day total
       schedule(scale, day, seed, profile="peak-day", rate=None, duration=None) -> list[Action]
+    rate_summary(model, scale, day) / replay_summary(model, scale, day, compress)   for ``load --plan``
     Action(t, function, seed, index)                      t = intended seconds from the schedule's start
 
 The schedule is stratified: the count in each minute is the rounded cumulative expectation (so a day's total
@@ -278,3 +279,15 @@ def rate_summary(model: LoadModel, scale: Scale, day: date) -> dict[str, Any]:
     rates = model.rates(scale, day)
     return {fn: {"total": round(sum(r), 3), "peak_per_minute": round(max(r), 4),
                  "role": FUNCTIONS[fn][0]} for fn, r in sorted(rates.items())}
+
+
+def replay_summary(model: LoadModel, scale: Scale, day: date, compress: float) -> dict[str, float]:
+    """What replaying ``day`` at ``compress`` asks of the harness and the SUT: how long it takes and the busiest
+    minute's rate, to hold against the capacity a ramp finds (``--profile ramp``) before a long run."""
+    per_minute = [sum(col) for col in zip(*model.rates(scale, day).values(), strict=True)]
+    busy = [m for m, r in enumerate(per_minute) if r > 0]
+    minutes = (busy[-1] - busy[0] + 1) if busy else 0
+    return {"compress": compress, "minutes_of_the_day": minutes,
+            "run_seconds": round(minutes * 60.0 / compress, 1),
+            "busiest_minute_actions": round(max(per_minute, default=0.0), 1),
+            "busiest_actions_per_s": round(max(per_minute, default=0.0) / 60.0 * compress, 1)}

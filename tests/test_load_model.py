@@ -9,7 +9,7 @@ import pytest
 
 from conformance.errors import HarnessError
 from conformance.identifiers import is_valid_juminhyo_code
-from load.model import FUNCTIONS, Action, LoadModel, Scale
+from load.model import FUNCTIONS, Action, LoadModel, Scale, replay_summary
 from load.plan import DRIVEN, POOL_SIZE, POOLED, REQUIRED, WAITED, Planner, Tenant
 from load.stats import Row, Stats, parse_threshold
 
@@ -301,8 +301,6 @@ def test_the_bottleneck_sentence_follows_the_numbers() -> None:
 
 
 def test_the_plan_says_what_a_replay_asks_for_at_its_compression() -> None:
-    from load.cli import replay_summary
-
     national = Scale.parse("national")
     slow, fast = (replay_summary(MODEL, national, PEAK, c) for c in (12.0, 100.0))
     assert slow["minutes_of_the_day"] == fast["minutes_of_the_day"] == 990  # 06:30 .. 23:00 (the kiosks)
