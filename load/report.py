@@ -242,7 +242,8 @@ def write_report(outcome: LoadOutcome, opts: LoadOptions, scale: Scale) -> dict[
     thresholds = [{"text": t.text, "ok": ok, "measured": t.describe(m).split(": ", 1)[1]}
                   for t, ok, m in outcome.thresholds]
     trace = outcome.trace.to_json() if outcome.trace else {"ok": False, "counts": {}, "findings": []}
-    cap = s.capacity()
+    numbers = s.to_json()  # percentiles, capacity …: computed once for the page and the JSON
+    cap = numbers["capacity"]
     ctx = {
         "profile": opts.profile, "scale": scale.kind, "day": opts.day.isoformat(), "sut": opts.sut,
         "compress": opts.compress, "seed": opts.seed, "started": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -265,7 +266,7 @@ def write_report(outcome: LoadOutcome, opts: LoadOptions, scale: Scale) -> dict[
            "bottleneck": ctx["bottleneck"], "capacity_sentence": ctx["capacity"], "error": outcome.error,
            "sut_process": outcome.sut_process,
            "collector": outcome.collector,
-           **s.to_json(), "thresholds": thresholds,
+           **numbers, "thresholds": thresholds,
            "trace": trace,
            "conformance": outcome.conformance, "cpu": s.cpu}
     (out / "load-report.json").write_text(json.dumps(doc, ensure_ascii=False, indent=1,

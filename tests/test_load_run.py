@@ -79,11 +79,16 @@ async def test_workers_give_the_same_totals_as_one_process(tmp_path: Path) -> No
     assert one.exit_code == two.exit_code == 0
 
 
+def _load_cli(out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`juki-harness load ARGS --samples '' --out OUT`, as a user runs it."""
+    cmd = [str(Path(sys.executable).with_name("juki-harness")), "load", *args, "--samples", "", "--out", str(out)]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
 @pytest.mark.slow
 def test_the_cli_exits_non_zero_naming_a_threshold_that_cannot_hold(tmp_path: Path) -> None:
-    cmd = [str(Path(sys.executable).with_name("juki-harness")), "load", "--compress", "3000", "--duration", "3s",
-           "--scale", "municipality:300000", "--samples", "", "--threshold", "p95<1ms", "--out", str(tmp_path)]
-    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    r = _load_cli(tmp_path, "--compress", "3000", "--duration", "3s", "--scale", "municipality:300000",
+                  "--threshold", "p95<1ms")
     assert r.returncode == 1, r.stdout + r.stderr
     assert "threshold FAILED — p95<1ms" in r.stdout
     assert (tmp_path / "load-report.html").exists() and (tmp_path / "locust_stats.csv").exists()
@@ -91,9 +96,7 @@ def test_the_cli_exits_non_zero_naming_a_threshold_that_cannot_hold(tmp_path: Pa
 
 @pytest.mark.slow
 def test_a_ramp_run_reports_the_capacity_it_found(tmp_path: Path) -> None:
-    cmd = [str(Path(sys.executable).with_name("juki-harness")), "load", "--sut", "stub", "--profile", "ramp",
-           "--rate", "40", "--duration", "12s", "--samples", "", "--out", str(tmp_path)]
-    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    r = _load_cli(tmp_path, "--sut", "stub", "--profile", "ramp", "--rate", "40", "--duration", "12s")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "load: capacity — Every window held" in r.stdout  # 40 actions/s is far below the stub's ceiling
     cap = json.loads((tmp_path / "load-report.json").read_text(encoding="utf-8"))["capacity"]
